@@ -1,0 +1,104 @@
+"""Arrow schemas of the Delta tables (``spec/database-keys.md``, "Delta side").
+
+One narrow row per natural record, plain column names, arrays for series. These schemas are
+the contract between the decoders (which produce them), the Spark writer and the adapter.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+F64_LIST = pa.list_(pa.float64())
+
+_TRIAL_KEY = [
+    pa.field("sim_trial_index", pa.string(), nullable=False),
+    pa.field("sim_run", pa.string(), nullable=False),
+    pa.field("trialnr", pa.int64(), nullable=False),
+]
+
+METADATA = pa.schema(
+    _TRIAL_KEY
+    + [
+        pa.field("voltage_traces_file_name", pa.string()),
+        pa.field("synapses_file_name", pa.string()),
+        pa.field("cells_file_name", pa.string()),
+        pa.field("run_id", pa.string()),
+    ]
+)
+
+VOLTAGE_TRACES = pa.schema(_TRIAL_KEY + [pa.field("t", F64_LIST), pa.field("vm", F64_LIST)])
+
+SYNAPSE_ACTIVATION = pa.schema(
+    _TRIAL_KEY
+    + [
+        pa.field("synapse_type", pa.string()),
+        pa.field("synapse_ID", pa.int64()),
+        pa.field("soma_distance", pa.float64()),
+        pa.field("section_ID", pa.int64()),
+        pa.field("section_pt_ID", pa.int64()),
+        pa.field("dendrite_label", pa.string()),
+        pa.field("activation_times", F64_LIST),
+    ]
+)
+
+CELL_ACTIVATION = pa.schema(
+    _TRIAL_KEY
+    + [
+        pa.field("presynaptic_cell_type", pa.string()),
+        pa.field("cell_ID", pa.int64()),
+        pa.field("spike_times", F64_LIST),
+    ]
+)
+
+SPIKE_TIMES = pa.schema(
+    _TRIAL_KEY + [pa.field("threshold", pa.float64()), pa.field("spike_times", F64_LIST)]
+)
+
+DENDRITIC_RECORDINGS = pa.schema([pa.field("recording_site", pa.string(), nullable=False)]
+                                 + list(VOLTAGE_TRACES))
+
+DENDRITIC_SPIKE_TIMES = pa.schema(
+    [pa.field("recording_site", pa.string(), nullable=False), pa.field("threshold", pa.float64())]
+    + _TRIAL_KEY
+    + [pa.field("spike_times", F64_LIST)]
+)
+
+PARAMETERFILES = pa.schema(
+    [
+        pa.field("sim_trial_index", pa.string(), nullable=False),
+        pa.field("sim_run", pa.string(), nullable=False),
+        pa.field("path_neuron", pa.string()),
+        pa.field("path_network", pa.string()),
+        pa.field("hash_neuron", pa.string()),
+        pa.field("hash_network", pa.string()),
+    ]
+)
+
+INGEST_ERRORS = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("sim_run", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("time", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+#: Delta table name -> Arrow schema.
+TABLES: dict[str, pa.Schema] = {
+    "metadata": METADATA,
+    "voltage_traces": VOLTAGE_TRACES,
+    "synapse_activation": SYNAPSE_ACTIVATION,
+    "cell_activation": CELL_ACTIVATION,
+    "spike_times": SPIKE_TIMES,
+    "dendritic_recordings": DENDRITIC_RECORDINGS,
+    "dendritic_spike_times": DENDRITIC_SPIKE_TIMES,
+    "parameterfiles": PARAMETERFILES,
+    "ingest_errors": INGEST_ERRORS,
+}
+
+
+def sim_trial_index(sim_run: str, trialnr: int) -> str:
+    """The primary key of a trial: ``<sim_run>/<trialnr padded to 6 digits>``."""
+    return f"{sim_run}/{int(trialnr):06d}"
