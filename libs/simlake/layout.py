@@ -1,0 +1,39 @@
+"""Where things live inside a database folder.
+
+```
+<db>/
+  simlake.json                      manifest (see simlake.manifest)
+  <key>/                            one Delta table per table key (schemas.TABLES), e.g. voltage_traces/
+  parameterfiles_cell_folder/<md5>  each distinct neuron param file once, references rewritten
+  parameterfiles_network_folder/<md5>
+  morphology/ syn_folder/ con_folder/ recsites_folder/   files the param files reference
+```
+
+Every Delta table is addressable from Spark SQL as ``delta.`<db>/<key>```.
+"""
+
+from __future__ import annotations
+
+import os
+
+MANIFEST_NAME = "simlake.json"
+
+#: Managed folder keys (spec/database-keys.md); values are folder names under the database root.
+FOLDER_KEYS: dict[str, str] = {
+    "parameterfiles_cell_folder": "parameterfiles_cell_folder",
+    "parameterfiles_network_folder": "parameterfiles_network_folder",
+    "morphology": "morphology",
+    "syn_folder": "syn_folder",
+    "con_folder": "con_folder",
+    "recsites_folder": "recsites_folder",
+}
+
+
+def table_path(db_root: str, key: str) -> str:
+    """Absolute path of the Delta table of ``key`` inside the database ``db_root``."""
+    return os.path.join(os.path.abspath(db_root), key)
+
+
+def folder_path(db_root: str, key: str) -> str:
+    """Absolute path of a managed folder key inside the database ``db_root``."""
+    return os.path.join(os.path.abspath(db_root), FOLDER_KEYS[key])
