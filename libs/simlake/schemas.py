@@ -22,7 +22,10 @@ METADATA = pa.schema(
         pa.field("voltage_traces_file_name", pa.string()),
         pa.field("synapses_file_name", pa.string()),
         pa.field("cells_file_name", pa.string()),
+        # ingest bookkeeping: the run that committed the trial, and the folder's listing
+        # fingerprint (names, sizes, mtimes) used to detect re-simulated folders
         pa.field("run_id", pa.string()),
+        pa.field("folder_fingerprint", pa.string()),
     ]
 )
 
