@@ -1,0 +1,46 @@
+"""The ``simlake`` console script: one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _synth(argv: list[str]) -> int:
+    from simlake import synth
+
+    parser = argparse.ArgumentParser(prog="simlake synth",
+                                     description="Write a generated raw simrun tree.")
+    synth.add_arguments(parser)
+    return synth.run(parser.parse_args(argv))
+
+
+def _ingest(argv: list[str]) -> int:
+    from simlake.spark.job import main
+
+    return main(argv)
+
+
+COMMANDS = {
+    "synth": (_synth, "write a generated raw simrun tree (every format variant)"),
+    "ingest": (_ingest, "ingest a raw simrun tree into Delta tables (Spark)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``simlake <command> ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: simlake <command> [options]\n\ncommands:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nsimlake: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    command, _ = COMMANDS[argv[0]]
+    return command(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

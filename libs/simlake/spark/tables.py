@@ -1,0 +1,157 @@
+"""Delta tables of a database: creation with the layout properties, and safe replacing writes."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import pyarrow as pa
+
+from simlake import schemas
+from simlake.layout import table_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Tables stored with a coarse Hive partition column.
+PARTITION_COLUMNS: dict[str, list[str]] = {
+    "dendritic_recordings": ["recording_site"],
+    "dendritic_spike_times": ["recording_site"],
+}
+
+#: Table properties of every table. Statistics only on the key columns: wide array rows make
+#: full statistics costly, and the keys are all that readers skip on. (Exact, untruncated string
+#: statistics come from the session setting in ``session.DELTA_CONF``: Delta 4.0 has no table
+#: property for the string prefix length.)
+TABLE_PROPERTIES: dict[str, str] = {
+    "delta.dataSkippingStatsColumns": "sim_trial_index,sim_run",
+}
+
+# Delta's optimistic-concurrency conflicts that a rerun of the same idempotent write resolves.
+_RETRYABLE = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "ConcurrentWriteException",
+    "DELTA_CONCURRENT",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+    "DELTA_TABLE_ALREADY_EXISTS",
+)
+
+
+def spark_schema(arrow_schema: pa.Schema) -> StructType:
+    """The Spark schema of an Arrow table schema (nullability kept)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(arrow_schema)
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """True for a Delta concurrent-modification conflict that a retry of the write resolves."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _RETRYABLE)
+
+
+def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
+    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:  # py4j/Spark wrap Delta's exceptions; we match on the class name
+            if attempt == attempts or not is_retryable_conflict(exc):
+                raise
+            delay = min(10.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            log.warning("%s: concurrent Delta commit (%s), retry %d in %.1fs",
+                        what, str(exc).splitlines()[0][:160], attempt, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
+    """Create the Delta table of ``key`` (schema, partitioning, properties) if it is absent."""
+    from delta.tables import DeltaTable
+
+    path = table_path(db_root, key)
+    if DeltaTable.isDeltaTable(spark, path):
+        return path
+
+    def create() -> None:
+        builder = DeltaTable.createIfNotExists(spark).location(path)
+        builder = builder.addColumns(spark_schema(schemas.TABLES[key]))
+        if key in PARTITION_COLUMNS:
+            builder = builder.partitionedBy(*PARTITION_COLUMNS[key])
+        for name, value in TABLE_PROPERTIES.items():
+            builder = builder.property(name, value)
+        builder.execute()
+
+    with_conflict_retry(create, f"create {key}")
+    return path
+
+
+def sql_string_list(values: Sequence[str]) -> str:
+    """A SQL list literal ``('a', 'b')`` with quotes and backslashes escaped."""
+    quoted = []
+    for value in values:
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        quoted.append(f"'{escaped}'")
+    return "(" + ", ".join(quoted) + ")"
+
+
+def replace_predicate(sim_runs: Sequence[str], extra: str | None = None) -> str:
+    """The ``replaceWhere`` predicate that selects the rows of ``sim_runs`` (and ``extra``)."""
+    predicate = f"sim_run IN {sql_string_list(sorted(set(sim_runs)))}"
+    return f"({predicate}) AND ({extra})" if extra else predicate
+
+
+def replace_rows(df: DataFrame, db_root: str, key: str, sim_runs: Sequence[str],
+                 extra_predicate: str | None = None) -> None:
+    """Atomically replace the rows of ``sim_runs`` in table ``key`` by ``df`` (one commit).
+
+    Idempotent: writing the same folders again gives the same table, whatever a crashed or
+    concurrent run left behind for those folders.
+    """
+    path = ensure_table(spark_of(df), db_root, key)
+    predicate = replace_predicate(sim_runs, extra_predicate)
+    ordered = df.select(*schemas.TABLES[key].names)
+
+    def write() -> None:
+        writer = ordered.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+        writer.save(path)
+
+    with_conflict_retry(write, f"write {key}")
+
+
+def delete_rows(spark: SparkSession, db_root: str, key: str, sim_runs: Sequence[str]) -> None:
+    """Delete the rows of ``sim_runs`` from table ``key`` if the table exists."""
+    from delta.tables import DeltaTable
+
+    path = table_path(db_root, key)
+    if not sim_runs or not DeltaTable.isDeltaTable(spark, path):
+        return
+    predicate = replace_predicate(sim_runs)
+    with_conflict_retry(lambda: DeltaTable.forPath(spark, path).delete(predicate), f"delete {key}")
+
+
+def append_rows(df: DataFrame, db_root: str, key: str) -> None:
+    """Append ``df`` to table ``key`` (for logs such as ``ingest_errors``)."""
+    path = ensure_table(spark_of(df), db_root, key)
+    ordered = df.select(*schemas.TABLES[key].names)
+    with_conflict_retry(lambda: ordered.write.format("delta").mode("append").save(path),
+                        f"append {key}")
+
+
+def spark_of(df: DataFrame) -> SparkSession:
+    """The session a DataFrame belongs to."""
+    return df.sparkSession
