@@ -283,7 +283,7 @@ def ingest(spark: SparkSession, opts: IngestOptions, tree: SimrunTree | None = N
                  sum(f.total_bytes for f in batch) / 1e6)
         _ingest_batch(spark, opts, batch, run_id, summary)
 
-    if summary.rejections:
+    if summary.rejections and todo:  # a run with nothing to do writes nothing, not even errors
         _record_rejections(spark, opts.db_path, run_id, summary.rejections)
     if opts.core and todo:
         _update_manifest(spark, opts)
