@@ -1,0 +1,351 @@
+"""Param files: safe parsing, references, storing in the database folders (no JVM)."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+
+import pytest
+
+from simlake.errors import SimrunFormatError
+from simlake.paramfiles import (
+    md5_file,
+    parse_param_file,
+    parse_param_text,
+    referenced_files,
+    resolve_reference,
+    store_parameter_file,
+)
+
+NEURON_TEXT = """# a neuron model; "quotes" and 'quotes' in a comment, and a { brace
+{
+    'info': {'author': "A # B", 'note': 'x = "y" # z',},   # comment after a dict
+    "neuron": {
+        "filename": "{hoc}",  # the morphology
+        "Soma": {"properties": {"Ra": 100.0, "cm": 1.0,}, "mechanisms": {"range": {
+            "pas": {"g": 3.26e-05, "e": -90,},},},},
+    },
+    "sim": {
+        "tStop": 300.0,
+        "dt": 0.025,
+        "recordingSites": ['{site}', "{missing}",],
+        "window": (100.0, 300.0,),
+        "single": (1,),
+        "neg": -1.5e-3,
+    },
+}
+"""
+
+NETWORK_TEXT = """{
+    "network": {
+        "L2": {"cellNr": 3, "synapses": {
+            "distributionFile": "{syn}", "connectionFile": "{con}",
+            "receptors": {"glutamate_syn": {"weight": (1.0, 1.0),},},},},
+        "VPM": {"cellNr": 2, "synapses": {
+            "distributionFile": "{syn}",   # the same .syn for every cell type
+            "connectionFile": "{con}",},},
+        "L6": {"cellNr": 1, "synapses": {"distributionFile": "{gone_syn}",
+                                          "connectionFile": "{gone_con}"}},
+    },
+}
+"""
+
+
+def _fill(template: str, **paths: str) -> str:
+    for key, value in paths.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+@pytest.fixture()
+def sources(tmp_path):
+    """A raw tree: morphology, landmarks, .syn (header: absolute .hoc), .con (header: relative
+    .syn), one neuron and one network param file."""
+    src = tmp_path / "raw" / "20150815-1530_20240"
+    anat = tmp_path / "anatomy"
+    src.mkdir(parents=True)
+    anat.mkdir()
+    hoc = anat / "cell.hoc"
+    hoc.write_text("{create soma}\n{access soma}\n{pt3dclear()}\n{pt3dadd(0,0,0,10)}\n"
+                   "{pt3dadd(0,10,0,10)}\n")
+    site = anat / "sites.landmarkAscii"
+    site.write_text("# AmiraMesh 3D ASCII 2.0\n\n@1\n1 2 3\n")
+    syn = anat / "cell.syn"
+    syn.write_text(f"# Synapse distribution file\n# corresponding to cell: {hoc}\n"
+                   "# Type - section - section.x\n\nL2\t0\t0.5\nVPM\t0\t1.0\n")
+    con = anat / "cell.con"
+    con.write_text("# Functional realization file; only valid with synapse realization:\n"
+                   "# cell.syn\n# Type - cell ID - synapse ID\n\nL2\t0\t0\nVPM\t1\t0\n")
+    neuron = src / "20240_neuron_model.param"
+    neuron.write_text(_fill(NEURON_TEXT, hoc=str(hoc), site=str(site),
+                            missing="/gone/away.landmarkAscii"))
+    network = src / "20240_network_model.param"
+    network.write_text(_fill(NETWORK_TEXT, syn=str(syn), con=str(con),
+                             gone_syn="/gone/l6.syn", gone_con="/gone/l6.con"))
+    return {"hoc": str(hoc), "site": str(site), "syn": str(syn), "con": str(con),
+            "neuron": str(neuron), "network": str(network), "db": str(tmp_path / "db")}
+
+
+def _tree(root: str) -> dict[str, bytes]:
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, root)] = fh.read()
+    return out
+
+
+def _md5(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.md5(fh.read()).hexdigest()
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+def test_parse_literals_tuples_trailing_commas_and_comments():
+    params = parse_param_text(_fill(NEURON_TEXT, hoc="/a/c.hoc", site="/a/s", missing="/m"), "x")
+    assert params["info"] == {"author": "A # B", "note": 'x = "y" # z'}
+    assert params["sim"]["window"] == (100.0, 300.0)
+    assert params["sim"]["single"] == (1,)
+    assert params["sim"]["neg"] == -1.5e-3
+    assert params["sim"]["recordingSites"] == ["/a/s", "/m"]
+    assert params["neuron"]["Soma"]["mechanisms"]["range"]["pas"] == {"g": 3.26e-05, "e": -90}
+
+
+def test_parse_accepts_leading_indentation_bom_and_final_comment():
+    assert parse_param_text('\ufeff  {"a": 1}  # end', "p") == {"a": 1}
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("{'a': __import__('os').system('touch {marker}')}", "Call"),
+    ("{'a': open('{marker}', 'w')}", "Call"),
+    ("{'a': true}", "Name"),
+    ("{'a': os.path}", "Attribute"),
+    ("{'a': (lambda: 1)}", "Lambda"),
+    ("{'a': f'{1+1}'}", "JoinedStr"),
+    ("[1, 2]", "not a dict literal"),
+    ("{'a': 1", "not a Python literal"),
+    ("{'a': 1}; import os", "not a Python literal"),
+    ("{[1]: 2}", "unhashable"),
+])
+def test_parse_rejects_code_without_running_it(tmp_path, text, reason):
+    marker = tmp_path / "executed"
+    text = text.replace("{marker}", str(marker))
+    with pytest.raises(SimrunFormatError, match=reason) as info:
+        parse_param_text(text, "/some/model.param")
+    assert str(info.value).startswith("/some/model.param: ")
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_parse_param_file_rejects_code_in_a_file(tmp_path):
+    path = tmp_path / "evil.param"
+    marker = tmp_path / "pwned"
+    call = f"__import__('os').system('touch {marker}')"
+    path.write_text(f"{{\n 'neuron': {{'filename': {call}}},\n}}\n")
+    with pytest.raises(SimrunFormatError, match=r"evil\.param: .*Call at line 2"):
+        parse_param_file(str(path))
+    assert not marker.exists()
+
+
+def test_md5_file(tmp_path):
+    path = tmp_path / "f"
+    data = os.urandom(3 << 20)
+    path.write_bytes(data)
+    assert md5_file(str(path)) == hashlib.md5(data).hexdigest()
+
+
+def test_referenced_files(sources):
+    neuron = parse_param_file(sources["neuron"])
+    refs = referenced_files(neuron, "neuron")
+    assert [(r.key, r.abspath, r.category) for r in refs] == [
+        ("neuron.filename", sources["hoc"], "morphology"),
+        ("sim.recordingSites[0]", sources["site"], "recsites_folder"),
+        ("sim.recordingSites[1]", "/gone/away.landmarkAscii", "recsites_folder"),
+    ]
+    network = parse_param_file(sources["network"])
+    got = {(r.key, r.category) for r in referenced_files(network, "network")}
+    assert got == {(f"network.{t}.synapses.{k}", c) for t in ("L2", "VPM", "L6")
+                   for k, c in (("distributionFile", "syn_folder"),
+                                ("connectionFile", "con_folder"))}
+    rel = referenced_files({"neuron": {"filename": "m/c.hoc"}}, "neuron", base_dir="/db")
+    assert rel[0].abspath == "/db/m/c.hoc" and rel[0].path == "m/c.hoc"
+
+
+# -- storing -----------------------------------------------------------------------------------
+
+
+def test_store_neuron_param_file(sources):
+    db = sources["db"]
+    stored = store_parameter_file(sources["neuron"], db, "neuron")
+    assert stored.md5 == _md5(sources["neuron"])
+    assert stored.stored_path == f"parameterfiles_cell_folder/{stored.md5}"
+    path = os.path.join(db, stored.stored_path)
+    text = open(path).read()
+    # the original text with only the quoted paths replaced: comments and layout survive
+    assert "# the morphology" in text and "# a neuron model;" in text
+    original = parse_param_file(sources["neuron"])
+    copy = parse_param_file(path)
+    hoc_ref = copy["neuron"]["filename"]
+    site_ref = copy["sim"]["recordingSites"][0]
+    assert hoc_ref == f"morphology/{_md5(sources['hoc'])}_cell.hoc"
+    assert site_ref == f"recsites_folder/{_md5(sources['site'])}_sites.landmarkAscii"
+    original["neuron"]["filename"] = hoc_ref
+    original["sim"]["recordingSites"][0] = site_ref
+    assert copy == original  # everything else identical (tuples stay tuples)
+    # the references resolve inside the database to byte-identical copies
+    for ref, src in ((hoc_ref, sources["hoc"]), (site_ref, sources["site"])):
+        target = resolve_reference(db, ref)
+        assert target.startswith(os.path.abspath(db) + os.sep)
+        assert open(target, "rb").read() == open(src, "rb").read()
+    # the missing landmark is reported and left as it was
+    assert [(m.key, m.path) for m in stored.missing] == [
+        ("sim.recordingSites[1]", "/gone/away.landmarkAscii")]
+    assert copy["sim"]["recordingSites"][1] == "/gone/away.landmarkAscii"
+    assert stored.references == {"neuron.filename": hoc_ref, "sim.recordingSites[0]": site_ref}
+
+
+def test_store_network_param_file_rewrites_syn_and_con_headers(sources):
+    db = sources["db"]
+    stored = store_parameter_file(sources["network"], db, "network")
+    assert stored.md5 == _md5(sources["network"])
+    copy = parse_param_file(os.path.join(db, "parameterfiles_network_folder", stored.md5))
+    l2 = copy["network"]["L2"]["synapses"]
+    assert copy["network"]["VPM"]["synapses"]["distributionFile"] == l2["distributionFile"]
+    assert copy["network"]["VPM"]["synapses"]["connectionFile"] == l2["connectionFile"]
+    assert l2["receptors"]["glutamate_syn"]["weight"] == (1.0, 1.0)
+    # one stored copy per distinct file
+    assert len(os.listdir(os.path.join(db, "syn_folder"))) == 1
+    assert len(os.listdir(os.path.join(db, "con_folder"))) == 1
+    assert len(os.listdir(os.path.join(db, "morphology"))) == 1  # the .hoc the .syn names
+    syn_copy = open(resolve_reference(db, l2["distributionFile"])).read().splitlines()
+    con_copy = open(resolve_reference(db, l2["connectionFile"])).read().splitlines()
+    hoc_ref = f"morphology/{_md5(sources['hoc'])}_cell.hoc"
+    assert syn_copy[1] == f"# corresponding to cell: {hoc_ref}"
+    assert con_copy[1] == f"# {l2['distributionFile']}"
+    # the header references resolve to the copies; the data lines are unchanged
+    assert os.path.isfile(resolve_reference(db, hoc_ref))
+    assert syn_copy[2:] == open(sources["syn"]).read().splitlines()[2:]
+    assert con_copy[2:] == open(sources["con"]).read().splitlines()[2:]
+    # names are content addressed: <md5 of the stored bytes>_<basename>
+    for ref in (l2["distributionFile"], l2["connectionFile"]):
+        name = ref.split("/")[1]
+        assert name.split("_", 1)[0] == _md5(resolve_reference(db, ref))
+    assert {(m.key, m.path) for m in stored.missing} == {
+        ("network.L6.synapses.distributionFile", "/gone/l6.syn"),
+        ("network.L6.synapses.connectionFile", "/gone/l6.con")}
+    assert copy["network"]["L6"]["synapses"]["distributionFile"] == "/gone/l6.syn"
+
+
+def test_same_basename_different_content_gets_two_copies(sources, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    hoc2 = other / "cell.hoc"
+    hoc2.write_text("{create soma}\n{access soma}\n{pt3dadd(0,0,0,1)}\n")
+    param2 = tmp_path / "n2.param"
+    param2.write_text(_fill(NEURON_TEXT, hoc=str(hoc2), site=sources["site"], missing="/m"))
+    a = store_parameter_file(sources["neuron"], sources["db"], "neuron")
+    b = store_parameter_file(str(param2), sources["db"], "neuron")
+    assert a.md5 != b.md5
+    assert a.references["neuron.filename"] != b.references["neuron.filename"]
+    assert a.references["sim.recordingSites[0]"] == b.references["sim.recordingSites[0]"]
+    assert len(os.listdir(os.path.join(sources["db"], "morphology"))) == 2
+    assert len(os.listdir(os.path.join(sources["db"], "recsites_folder"))) == 1
+    assert len(os.listdir(os.path.join(sources["db"], "parameterfiles_cell_folder"))) == 2
+
+
+def test_store_is_idempotent(sources):
+    db = sources["db"]
+    first = [store_parameter_file(sources[k], db, k) for k in ("neuron", "network")]
+    before = _tree(db)
+    second = [store_parameter_file(sources[k], db, k) for k in ("neuron", "network")]
+    assert _tree(db) == before
+    assert [s.md5 for s in first] == [s.md5 for s in second]
+    assert all(s.created for s in first) and not any(s.created for s in second)
+    # the second call reads its outcome from the stored copy: same references, same missing
+    assert [s.references for s in first] == [s.references for s in second]
+    assert [sorted(m[:2] for m in s.missing) for s in first] == [
+        sorted(m[:2] for m in s.missing) for s in second]
+    third = store_parameter_file(sources["neuron"], db, "neuron", verify=True)
+    assert third.conflict is None and not third.created
+    assert _tree(db) == before
+
+
+def test_first_stored_copy_wins_and_verify_reports_a_conflict(sources):
+    db = sources["db"]
+    first = store_parameter_file(sources["neuron"], db, "neuron")
+    stored = open(os.path.join(db, first.stored_path), "rb").read()
+    with open(sources["hoc"], "a") as fh:  # the morphology changes, the param file does not
+        fh.write("{pt3dadd(0,20,0,10)}\n")
+    again = store_parameter_file(sources["neuron"], db, "neuron")
+    assert again.conflict is None and again.references == first.references
+    checked = store_parameter_file(sources["neuron"], db, "neuron", verify=True)
+    assert checked.conflict and "kept the stored copy" in checked.conflict
+    assert open(os.path.join(db, first.stored_path), "rb").read() == stored
+
+
+def _store_both(args):
+    neuron, network, db = args
+    return (store_parameter_file(neuron, db, "neuron").md5,
+            store_parameter_file(network, db, "network").md5)
+
+
+def test_concurrent_stores_leave_identical_files(sources, tmp_path):
+    serial_db = str(tmp_path / "serial")
+    _store_both((sources["neuron"], sources["network"], serial_db))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        results = pool.map(_store_both, [(sources["neuron"], sources["network"],
+                                          sources["db"])] * 8)
+    assert len(set(results)) == 1
+    assert _tree(sources["db"]) == _tree(serial_db)  # no temp files, same bytes
+
+
+def test_a_non_literal_param_file_is_not_stored(tmp_path):
+    bad = tmp_path / "bad.param"
+    bad.write_text("{'neuron': {'filename': __import__('os').getcwd()}}")
+    with pytest.raises(SimrunFormatError, match="Call"):
+        store_parameter_file(str(bad), str(tmp_path / "db"), "neuron")
+    assert not os.path.exists(tmp_path / "db" / "parameterfiles_cell_folder")
+
+
+def test_rewrite_handles_non_ascii_and_single_line(tmp_path):
+    hoc = tmp_path / "zelle_ü.hoc"
+    hoc.write_text("{create soma}\n")
+    param = tmp_path / "p.param"
+    template = '{"ä": "ö", "neuron": {"x": "é", "filename": \'PATH\'}, "z": "ß"}'
+    param.write_text(template.replace("PATH", str(hoc)), encoding="utf-8")
+    stored = store_parameter_file(str(param), str(tmp_path / "db"), "neuron")
+    text = open(os.path.join(tmp_path, "db", stored.stored_path), encoding="utf-8").read()
+    ref = stored.references["neuron.filename"]
+    assert text == template.replace("PATH", ref)
+    assert os.path.isfile(resolve_reference(str(tmp_path / "db"), ref))
+
+
+def test_syn_header_naming_the_cell_by_file_name_uses_the_morphology_hint(sources, tmp_path):
+    """As in generated trees: the .syn names its cell by the .hoc's file name, which does not
+    resolve from the .syn's folder; the sim-run's neuron file tells which morphology it is."""
+    netdir = tmp_path / "network"
+    netdir.mkdir()
+    syn = netdir / "cell.syn"
+    syn.write_text("# Synapse distribution file\n# corresponding to cell: cell.hoc\n"
+                   "# Type - section - section.x\n\nL2\t0\t0.5\n")
+    param = tmp_path / "net.param"
+    param.write_text(_fill('{"network": {"L2": {"synapses": {"distributionFile": "{syn}"}}}}',
+                           syn=str(syn)))
+    plain = store_parameter_file(str(param), str(tmp_path / "db1"), "network")
+    assert [(m.key, m.path) for m in plain.missing] == [
+        ("network.L2.synapses.distributionFile[header]", "cell.hoc")]
+    neuron = store_parameter_file(sources["neuron"], str(tmp_path / "db2"), "neuron")
+    hoc = neuron.sources["neuron.filename"]
+    assert hoc == sources["hoc"]
+    hinted = store_parameter_file(str(param), str(tmp_path / "db2"), "network",
+                                  morphology_hint=hoc)
+    assert hinted.missing == ()
+    copy = resolve_reference(str(tmp_path / "db2"),
+                             hinted.references["network.L2.synapses.distributionFile"])
+    assert open(copy).read().splitlines()[1] == (
+        f"# corresponding to cell: {neuron.references['neuron.filename']}")
