@@ -1,0 +1,181 @@
+"""Synapse and presynaptic-cell decoders vs a plain line-by-line reference parse in the test."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from simlake import schemas
+from simlake.decode.activation import decode_presynaptic_cells, decode_synapses
+from simlake.errors import SimrunFormatError
+
+SIM_RUN = "results/20150815-1530_20240"
+SYN = f"/sim/{SIM_RUN}/simulation_run0003_synapses.csv"
+CELLS = f"/sim/{SIM_RUN}/simulation_run0003_presynaptic_cells.csv"
+
+SYN_HEADER = ("# synapse type\tsynapse ID\tsoma distance\tsection ID\tsection pt ID\t"
+              "dendrite label\tactivation times\n")
+CELLS_HEADER = "# presynaptic cell type\tcell ID\tspike times\n"
+
+SPEC_SYNAPSES = (SYN_HEADER
+                 + "L1_C1\t19\t1539.71545505\t50\t80\tApicalDendrite\t14.3144635349,\n"
+                 + "L2_C2\t7\t412.5\t12\t3\tDendrite\t12.5,80.25,243.0,\n"
+                 + "VPM_C2\t3\t30.1\t0\t0\tSoma\t\n"  # empty list, line ends after the tab
+                 + "VPM_C2\t4\t31.5\t0\t0\tSoma\n")  # empty list, line ends after the 6th field
+SPEC_CELLS = (CELLS_HEADER
+              + "L1_B1\t0\t66.1219815159,\n"
+              + "L1_B1\t6\t174.863960609,281.277497845,\n"
+              + "L4ss_C2\t3\t\n"
+              + "L4ss_C2\t9\n")
+
+
+def reference(text: str, n_fixed: int, kinds: str) -> list[tuple]:
+    """Independent parse: a Python loop over lines, float()/int() per value."""
+    rows = []
+    for line in text.split("\n")[1:]:
+        if not line:
+            continue
+        fields = line.split("\t")
+        fixed = [int(v) if k == "i" else float(v) if k == "f" else v
+                 for v, k in zip(fields[:n_fixed], kinds, strict=True)]
+        times = fields[n_fixed].split(",")[:-1] if len(fields) > n_fixed else []
+        rows.append((*fixed, [float(v) for v in times]))
+    return rows
+
+
+def rows_of(table, names) -> list[tuple]:
+    data = table.to_pydict()
+    return list(zip(*(data[n] for n in names), strict=True))
+
+
+SYN_NAMES = ["synapse_type", "synapse_ID", "soma_distance", "section_ID", "section_pt_ID",
+             "dendrite_label", "activation_times"]
+CELL_NAMES = ["presynaptic_cell_type", "cell_ID", "spike_times"]
+
+
+def error(path: str, match: str):
+    return pytest.raises(SimrunFormatError, match=re.escape(path) + ": .*" + match)
+
+
+def test_spec_synapses():
+    table = decode_synapses(SYN, SPEC_SYNAPSES.encode(), SIM_RUN, 3)
+    assert table.schema.equals(schemas.SYNAPSE_ACTIVATION)
+    assert rows_of(table, SYN_NAMES) == reference(SPEC_SYNAPSES, 6, "sififs")
+    assert table.column("activation_times").to_pylist() == [[14.3144635349],
+                                                            [12.5, 80.25, 243.0], [], []]
+    assert set(table.column("sim_trial_index").to_pylist()) == {f"{SIM_RUN}/000003"}
+    assert set(table.column("sim_run").to_pylist()) == {SIM_RUN}
+    assert set(table.column("trialnr").to_pylist()) == {3}
+
+
+def test_spec_cells():
+    table = decode_presynaptic_cells(CELLS, SPEC_CELLS.encode(), SIM_RUN, 3)
+    assert table.schema.equals(schemas.CELL_ACTIVATION)
+    assert rows_of(table, CELL_NAMES) == reference(SPEC_CELLS, 2, "si")
+    assert table.column("spike_times").to_pylist() == [[66.1219815159],
+                                                       [174.863960609, 281.277497845], [], []]
+
+
+def random_synapses(n: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    lines = [SYN_HEADER]
+    for i in range(n):
+        k = int(rng.integers(0, 40))
+        times = "".join(f"{float(v)}," for v in rng.uniform(0, 300, k))
+        tail = "" if k == 0 and i % 2 else "\t" + times
+        lines.append(f"T{i % 7}\t{i}\t{float(rng.uniform(0, 1500))}\t{i % 90}\t{i % 13}\t"
+                     f"Dendrite{tail}\n")
+    return "".join(lines)
+
+
+def test_many_lines_bit_exact_and_in_line_order():
+    text = random_synapses(3000, seed=5)
+    table = decode_synapses(SYN, text.encode(), SIM_RUN, 12)
+    expected = reference(text, 6, "sififs")
+    got = rows_of(table, SYN_NAMES)
+    assert got == expected  # float() of each text, exact; row order = line order
+    assert table.column("synapse_ID").to_pylist() == list(range(3000))
+    assert max(len(r[-1]) for r in got) >= 30  # dozens of times per synapse
+    assert any(r[-1] == [] for r in got)
+
+
+def test_header_only_is_a_valid_trial_with_zero_rows():
+    for data in (SYN_HEADER.encode(), SYN_HEADER.rstrip("\n").encode()):
+        table = decode_synapses(SYN, data, SIM_RUN, 3)
+        assert table.num_rows == 0
+        assert table.schema.equals(schemas.SYNAPSE_ACTIVATION)
+    assert decode_presynaptic_cells(CELLS, CELLS_HEADER.encode(), SIM_RUN, 3).num_rows == 0
+
+
+def test_crlf_and_missing_final_newline():
+    data = SPEC_CELLS.replace("\n", "\r\n").encode()
+    assert rows_of(decode_presynaptic_cells(CELLS, data, SIM_RUN, 3), CELL_NAMES) == \
+        reference(SPEC_CELLS, 2, "si")
+    data = SPEC_CELLS.rstrip("\n").encode()  # complete last line, no newline
+    assert decode_presynaptic_cells(CELLS, data, SIM_RUN, 3).num_rows == 4
+
+
+S = SYN_HEADER.encode()
+C = CELLS_HEADER.encode()
+
+
+@pytest.mark.parametrize("data, match", [
+    (b"", "empty file$"),
+    (b"L1_C1\t19\t1.5\t50\t80\tApical\t14.3,\n", "first line is not a '#' header line: 'L1_C1"),
+    (S + b"L1_C1\t19\t1.5\t50\t80\n",
+     "line 2: 5 tab-separated fields, expected 6"),
+    (SPEC_SYNAPSES.encode() + b"L2_C2\t7\t41",
+     r"line 6: 3 tab-separated fields, expected 6 \(\+ times\) \(file truncated mid-line\?\)"),
+    (SPEC_SYNAPSES.encode() + b"L2_C2\t7\t412.5\t12\t3\tDendrite\t12.5,80.2",
+     r"line 6: activation_times '12.5,80.2' not comma-terminated "
+     r"\(file truncated mid-line\?\)"),
+    (S + b"L2_C2\t7\t412.5\t12\t3\tDendrite\t12.5,80\n",
+     r"line 2: activation_times '12.5,80' not comma-terminated$"),
+    (S + b"L1\t1\t1.5\t5\t8\tApical\t1.0,\tx\n", "line 2: 8 tab-separated fields"),
+    (S + b"L1\t1\t1.5\t5\t8\tA\t1.0,\n\nL1\t1\t1.5\t5\t8\tA\t1.0,\n",
+     "line 3: empty line"),
+    (S + b"L1\t1\t1.5\t5\t8\tA\t1.0,\nL1\t1.5\t1.5\t5\t8\tA\t1.0,\n",
+     "line 3: synapse_ID '1.5' is not an integer"),
+    (S + b"L1\tx19\t1.5\t5\t8\tA\t1.0,\n", "line 2: synapse_ID 'x19' is not an integer"),
+    (S + b"L1\t1\t1.5\t5\t8\tA\t\nL1\t1\t1.5\t5\t99999999999999999999\tA\t\n",
+     "line 3: section_pt_ID '99999999999999999999' is out of range"),
+    (S + b"L1\t1\tfar\t5\t8\tA\t1.0,\n", "line 2: soma_distance 'far' is not a number"),
+    (S + b"L1\t1\tnan\t5\t8\tA\t1.0,\n", "line 2: soma_distance 'nan' is not finite"),
+    (S + b"\t1\t1.5\t5\t8\tA\t1.0,\n", "line 2: empty synapse_type"),
+    (S + b"L1\t1\t1.5\t5\t8\tA\t1.0,\nL1\t1\t1.5\t5\t8\tA\t1.0,2.x,\n",
+     "line 3: activation_times value '2.x' is not a number"),
+    (S + b"L1\t1\t1.5\t5\t8\tA\t1.0,,2.0,\n",
+     "line 2: activation_times value '' is not a number"),
+    (S + b"L1\t1\t1.5\t5\t8\tA\t1.0,\nL1\t1\t1.5\t5\t8\tA\t1.0,inf,\n",
+     "line 3: activation_times value 'inf' is not finite"),
+    (S + b"L1\t1\t1.5\t5\t8\tApical\xe9\t1.0,\n",
+     r"not UTF-8: invalid byte 0xe9 at offset \d+ \(line 2\)"),
+    (b"#\x00\x01\x02binary\xff\xfe", "binary content, not text|not UTF-8"),
+    (b"#\x00\x01\x02binary", r"binary content, not text \(NUL byte at offset 1\)"),
+])
+def test_synapse_defects(data, match):
+    with error(SYN, match):
+        decode_synapses(SYN, data, SIM_RUN, 3)
+
+
+@pytest.mark.parametrize("data, match", [
+    (b"", "empty file$"),
+    (C + b"L1_B1\n", "line 2: 1 tab-separated fields, expected 2"),
+    (C + b"L1_B1\t0\t66.1,\nL1_B1\t6\t174.8",
+     r"line 3: spike_times '174.8' not comma-terminated \(file truncated"),
+    (C + b"L1_B1\tzero\t66.1,\n", "line 2: cell_ID 'zero' is not an integer"),
+    (C + b"L1_B1\t0\t66.1,abc,\n", "line 2: spike_times value 'abc' is not a number"),
+    (C + b"L1_B1\t0\tNaN,\n", "line 2: spike_times value 'NaN' is not finite"),
+    (C + b"L1_B1\t0\t66.1,\t5\n", "line 2: 4 tab-separated fields, expected 2"),
+    (b"\xff\xd8\xff\xe0 jpeg", "not UTF-8: invalid byte 0xff at offset 0"),
+])
+def test_cell_defects(data, match):
+    with error(CELLS, match):
+        decode_presynaptic_cells(CELLS, data, SIM_RUN, 3)
+
+
+def test_synapse_file_given_to_cell_decoder_is_rejected():
+    with error(CELLS, "line 2: 7 tab-separated fields, expected 2"):
+        decode_presynaptic_cells(CELLS, SPEC_SYNAPSES.encode(), SIM_RUN, 3)
