@@ -104,28 +104,33 @@ def store_param_batches(db_root: str, errors):
 
     from simlake import paramfiles
 
-    def store(path: str | None, sim_run: str, kind: str) -> str | None:
+    def store(path: str | None, sim_run: str, kind: str, hint: str | None = None):
         if not path:
             return None
         try:
-            stored = paramfiles.store_parameter_file(path, db_root, kind)
+            stored = paramfiles.store_parameter_file(path, db_root, kind, morphology_hint=hint)
         except Exception as exc:  # a bad param file is reported, the folder's data still land
             errors.add([(path, sim_run, f"{kind}_param", describe_failure(exc))])
             return None
         for missing in stored.missing:
             errors.add([(path, sim_run, f"{kind}_param_reference", missing_reason(missing))])
-        return stored.md5
+        return stored
 
     def run(frames):
         for frame in frames:
             out = []
             for rec in frame.itertuples(index=False):
+                neuron = store(rec.neuron_path, rec.sim_run, "neuron")
+                # the .syn header names its cell by file name only: resolve it to the neuron
+                # param file's morphology so the stored .syn points at the stored .hoc
+                hint = neuron.sources.get("neuron.filename") if neuron else None
+                network = store(rec.network_path, rec.sim_run, "network", hint)
                 out.append({
                     "sim_run": rec.sim_run,
                     "path_neuron": rec.neuron_path,
                     "path_network": rec.network_path,
-                    "hash_neuron": store(rec.neuron_path, rec.sim_run, "neuron"),
-                    "hash_network": store(rec.network_path, rec.sim_run, "network"),
+                    "hash_neuron": neuron.md5 if neuron else None,
+                    "hash_network": network.md5 if network else None,
                 })
             yield pd.DataFrame(out, columns=["sim_run", "path_neuron", "path_network",
                                              "hash_neuron", "hash_network"])
@@ -134,7 +139,5 @@ def store_param_batches(db_root: str, errors):
 
 
 def missing_reason(missing) -> str:
-    """One-line text of a missing-reference record from ``paramfiles``."""
-    if isinstance(missing, tuple):
-        return "referenced file missing: " + " ".join(str(part) for part in missing)
-    return f"referenced file missing: {missing}"
+    """One-line text of a ``paramfiles.MissingReference`` (key path, path as written, reason)."""
+    return f"reference {missing.key} -> {missing.path} not stored: {missing.reason}"

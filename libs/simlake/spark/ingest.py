@@ -181,25 +181,10 @@ def dendritic_tasks(folders: Iterable[SimRunFolder], trials: dict[str, set[int]]
 # --------------------------------------------------------------------------- Spark wiring
 
 
-class _ErrorList:
-    """AccumulatorParam collecting rejection records from the executors."""
-
-    @staticmethod
-    def zero(value):
-        return []
-
-    @staticmethod
-    def addInPlace(a, b):
-        a.extend(b)
-        return a
-
-
 def _error_accumulator(spark: SparkSession):
-    from pyspark.accumulators import AccumulatorParam
+    from simlake.spark.accumulators import ListParam
 
-    param = type("ErrorListParam", (AccumulatorParam,), {
-        "zero": _ErrorList.zero, "addInPlace": _ErrorList.addInPlace})()
-    return spark.sparkContext.accumulator([], param)
+    return spark.sparkContext.accumulator([], ListParam())
 
 
 def task_frame(spark: SparkSession, groups: list[list[FileTask]]) -> DataFrame:

@@ -31,9 +31,14 @@ PARTITION_COLUMNS: dict[str, list[str]] = {
 #: full statistics costly, and the keys are all that readers skip on. (Exact, untruncated string
 #: statistics come from the session setting in ``session.DELTA_CONF``: Delta 4.0 has no table
 #: property for the string prefix length.)
-TABLE_PROPERTIES: dict[str, str] = {
-    "delta.dataSkippingStatsColumns": "sim_trial_index,sim_run",
-}
+STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
+
+
+def table_properties(key: str) -> dict[str, str]:
+    """Delta table properties of table ``key``: statistics on its key columns only."""
+    names = schemas.TABLES[key].names
+    stats = [c for c in STATS_COLUMNS if c in names][:2]
+    return {"delta.dataSkippingStatsColumns": ",".join(stats)}
 
 # Delta's optimistic-concurrency conflicts that a rerun of the same idempotent write resolves.
 _RETRYABLE = (
@@ -92,7 +97,7 @@ def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
         builder = builder.addColumns(spark_schema(schemas.TABLES[key]))
         if key in PARTITION_COLUMNS:
             builder = builder.partitionedBy(*PARTITION_COLUMNS[key])
-        for name, value in TABLE_PROPERTIES.items():
+        for name, value in table_properties(key).items():
             builder = builder.property(name, value)
         builder.execute()
 
