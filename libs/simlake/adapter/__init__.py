@@ -1,0 +1,42 @@
+"""The JVM-free reading side: ``DataBase`` over the Delta tables, and ``optimize``.
+
+Never imports pyspark; needs ``deltalake``, ``pyarrow``, ``dask`` and ``pandas`` only.
+
+    db = DataBase("/path/to/db")
+    db.keys(); db.ls()
+    vt = db["voltage_traces"]                                   # dask, divisions known
+    vt.loc["results/20150815-1530_20240/000003"].compute()      # reads one data file
+    db["my_result"] = frame; del db["my_result"]                # user keys
+    optimize(db)                                                # compact + sort big tables
+
+Modules: :mod:`~simlake.adapter.database` (the key interface), :mod:`.tables` (Delta tables
+to frames), :mod:`.frames` (the ISF reshapes), :mod:`.deltafiles` (files, ranges, reading),
+:mod:`.userkeys`, :mod:`.optimize`, :mod:`.link` (keys served from the raw files).
+
+What the adapter relies on in the ingest's Delta tables (``spec/database-keys.md``):
+
+- schemas as in :mod:`simlake.schemas`; plain column names (no column mapping), no deletion
+  vectors (both are refused with :class:`UnsupportedTableError`); ``recording_site`` may be a
+  Hive partition column of the dendritic tables;
+- add actions with ``numRecords`` and min/max statistics on ``sim_trial_index`` that are
+  exact, i.e. ``delta.dataSkippingStringPrefixLength`` larger than any key (otherwise the
+  ranges come from Parquet footers or a scan of the key column: correct, but slower on open);
+- files with sorted rows covering non-overlapping key ranges, one trial's rows never split
+  over two files (otherwise the files share a partition and a :class:`LayoutWarning` says so);
+- ``metadata`` written last per sim-run folder: it is the completion record, rows of other
+  tables whose ``sim_run`` is not in it are hidden;
+- optional ``metadata`` bookkeeping columns that make opening cheaper:
+  ``time_axis_sha1`` (``tables.time_axis_hash`` of the trial's soma ``t``; lets
+  ``voltage_traces`` skip reading ``t``), ``synapse_activation_max_times`` and
+  ``cell_activation_max_spikes`` (the trial's longest activation list; spare a scan for K).
+"""
+
+from __future__ import annotations
+
+from simlake.adapter.database import DataBase, SiteDataBase
+from simlake.adapter.deltafiles import LayoutWarning, UnsupportedTableError
+from simlake.adapter.folders import ManagedFolder
+from simlake.adapter.optimize import OptimizeResult, optimize  # rebinds the submodule name
+
+__all__ = ["DataBase", "SiteDataBase", "ManagedFolder", "LayoutWarning",
+           "UnsupportedTableError", "OptimizeResult", "optimize"]
