@@ -162,6 +162,12 @@ def test_optimize_materialises_link_keys(raw, expected, tmp_path, monkeypatch):
     fs = Counting()
     frame = db["voltage_traces"]
     monkeypatch.setattr(df_, "_FS", fs)
+    # materialised tables record that their statistics are exact: no footer reads for ranges
+    snap = df_.open_table(os.path.join(db.basedir, "synapse_activation"))
+    assert snap.configuration[df_.PREFIX_LENGTH_PROPERTY] == "1024"
+    assert all(r is not None for r in df_.file_ranges(snap, snap.files, "sim_trial_index",
+                                                       df_.FileInfoCache()))
+    assert fs.opened == []
     sti = expected["trials"][4]
     got = frame.loc[sti].compute()
     assert len(fs.opened) == 1

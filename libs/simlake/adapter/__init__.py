@@ -18,9 +18,11 @@ What the adapter relies on in the ingest's Delta tables (``spec/database-keys.md
 - schemas as in :mod:`simlake.schemas`; plain column names (no column mapping), no deletion
   vectors (both are refused with :class:`UnsupportedTableError`); ``recording_site`` may be a
   Hive partition column of the dendritic tables;
-- add actions with ``numRecords`` and min/max statistics on ``sim_trial_index`` that are
-  exact, i.e. ``delta.dataSkippingStringPrefixLength`` larger than any key (otherwise the
-  ranges come from Parquet footers or a scan of the key column: correct, but slower on open);
+- add actions with ``numRecords`` and min/max statistics on ``sim_trial_index``; they are
+  used as they are when provably untruncated: shorter than the table property
+  ``delta.dataSkippingStringPrefixLength`` or ``simlake.statsStringPrefixLength`` (32 when
+  neither is set). Otherwise the ranges come from the Parquet footers (exact below 64 bytes)
+  or a scan of the key column: correct, but one more read per file on open;
 - files with sorted rows covering non-overlapping key ranges, one trial's rows never split
   over two files (otherwise the files share a partition and a :class:`LayoutWarning` says so);
 - ``metadata`` written last per sim-run folder: it is the completion record, rows of other

@@ -47,6 +47,10 @@ STI_PATTERN = re.compile(r".+/\d{6,}")
 
 #: delta-spark's default for ``delta.dataSkippingStringPrefixLength``.
 SPARK_DEFAULT_PREFIX_LENGTH = 32
+#: Table property a writer sets to record that its string statistics are not truncated below
+#: this many characters (delta-spark 4.0 takes the length from the session setting
+#: ``spark.databricks.io.skipping.stringPrefixLength`` and records nothing in the table).
+PREFIX_LENGTH_PROPERTY = "simlake.statsStringPrefixLength"
 #: Parquet writers may truncate footer string statistics; parquet-rs (delta-rs) does at 64
 #: bytes by default. Footer values shorter than this are trusted as exact.
 FOOTER_TRUST_BYTES = 64
@@ -102,12 +106,19 @@ class TableSnapshot:
 
     @property
     def string_prefix_length(self) -> int:
-        """``delta.dataSkippingStringPrefixLength`` (delta-spark's default when unset)."""
-        raw = self.configuration.get("delta.dataSkippingStringPrefixLength")
-        try:
-            return int(raw) if raw is not None else SPARK_DEFAULT_PREFIX_LENGTH
-        except ValueError:
-            return SPARK_DEFAULT_PREFIX_LENGTH
+        """How long string statistics may be before the writer truncated them.
+
+        ``delta.dataSkippingStringPrefixLength`` (newer delta-spark) or the writer's own record
+        :data:`PREFIX_LENGTH_PROPERTY`; delta-spark's default (32) when neither is set.
+        """
+        for name in ("delta.dataSkippingStringPrefixLength", PREFIX_LENGTH_PROPERTY):
+            raw = self.configuration.get(name)
+            try:
+                if raw is not None:
+                    return int(raw)
+            except ValueError:
+                continue
+        return SPARK_DEFAULT_PREFIX_LENGTH
 
     def select(self, **partition_values: str | None) -> tuple[DataFile, ...]:
         """The files whose Hive partition values equal the given ones."""

@@ -450,9 +450,10 @@ def materialize(db: DataBase, key: str, *, target_file_bytes: int) -> OptimizeRe
         staging, DeltaSchema.from_arrow(schema), adds, mode="error",
         partition_by=partition_by or None,
         configuration={"delta.dataSkippingStatsColumns": "sim_trial_index"})
-    # the statistics are exact: tell readers (delta-rs refuses the property at create time)
+    # the statistics are exact: tell readers (delta-rs refuses unknown properties at create
+    # time, but sets them with raise_if_not_exists=False)
     DeltaTable(staging).alter.set_table_properties(
-        {"delta.dataSkippingStringPrefixLength": "1024"}, raise_if_not_exists=False)
+        {df_.PREFIX_LENGTH_PROPERTY: "1024"}, raise_if_not_exists=False)
     os.replace(staging, root)
     links = dict(read_manifest(db.basedir).get("link_keys") or {})
     links.pop(key, None)
