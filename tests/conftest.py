@@ -14,9 +14,34 @@ def spark(tmp_path_factory):
     from simlake.config import load_spark_profile
     from simlake.spark.session import build_session
 
+    from simlake.spark.catalog import catalog_conf
+
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    # a persistent (Derby) catalog under a temporary folder, so catalog registration is tested
     warehouse = tmp_path_factory.mktemp("warehouse")
-    session = build_session(load_spark_profile("test"),
-                            extra_conf={"spark.sql.warehouse.dir": str(warehouse)})
+    session = build_session(load_spark_profile("test"), extra_conf=catalog_conf(str(warehouse)))
     yield session
     session.stop()
+
+
+def _drop_one_landmark(raw: str) -> str:
+    anatomy = sorted(os.path.join(d, n) for d, _, names in os.walk(raw) for n in names
+                     if n.endswith(".landmarkAscii"))
+    os.unlink(anatomy[0])
+    return anatomy[0]
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, tmp_path_factory):
+    """A generated tree (every variant) ingested once by the real Spark job, shared by tests
+    that only read it. One referenced landmark file is deleted first: reported, not fatal."""
+    from simlake import synth
+    from simlake.ingest_options import IngestOptions
+    from simlake.spark.ingest import ingest
+
+    base = tmp_path_factory.mktemp("ingest")
+    raw, db = str(base / "raw"), str(base / "db")
+    report = synth.generate_tree(raw, runs=7, trials=4, times=800, synapses=60, cells=40, seed=3)
+    missing = _drop_one_landmark(raw)
+    summary = ingest(spark, IngestOptions(raw, db, target_task_bytes=64 * 1024))
+    return {"raw": raw, "db": db, "report": report, "summary": summary, "missing": missing}

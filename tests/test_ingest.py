@@ -10,7 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 import reference as ref
-from simlake import schemas, synth
+from simlake import schemas
 from simlake.ingest_options import IngestOptions
 from simlake.manifest import read_manifest
 from simlake.spark.ingest import ingest
@@ -19,26 +19,6 @@ pytestmark = pytest.mark.spark
 
 KEYS = ["metadata", "voltage_traces", "synapse_activation", "cell_activation", "spike_times",
         "dendritic_recordings", "dendritic_spike_times", "parameterfiles"]
-
-
-@pytest.fixture(scope="module")
-def ingested(spark, tmp_path_factory):
-    base = tmp_path_factory.mktemp("ingest")
-    raw, db = str(base / "raw"), str(base / "db")
-    report = synth.generate_tree(raw, runs=7, trials=4, times=800, synapses=60, cells=40, seed=3)
-    # a referenced file that no longer exists: must be reported, not fatal
-    missing = _drop_one_landmark(raw)
-    opts = IngestOptions(raw, db, target_task_bytes=64 * 1024)  # several data files per table
-    summary = ingest(spark, opts)
-    return {"raw": raw, "db": db, "report": report, "summary": summary, "missing": missing}
-
-
-def _drop_one_landmark(raw: str) -> str:
-    anatomy = [os.path.join(d, n) for d, _, names in os.walk(raw) for n in names
-               if n.endswith(".landmarkAscii")]
-    victim = sorted(anatomy)[0]
-    os.unlink(victim)
-    return victim
 
 
 def _table(db: str, key: str) -> pa.Table:

@@ -21,9 +21,23 @@ def _ingest(argv: list[str]) -> int:
     return main(argv)
 
 
+def _register(argv: list[str]) -> int:
+    from simlake.spark.sql_job import register_main
+
+    return register_main(argv)
+
+
+def _sql(argv: list[str]) -> int:
+    from simlake.spark.sql_job import sql_main
+
+    return sql_main(argv)
+
+
 COMMANDS = {
     "synth": (_synth, "write a generated raw simrun tree (every format variant)"),
     "ingest": (_ingest, "ingest a raw simrun tree into Delta tables (Spark)"),
+    "register": (_register, "register a database's tables and views in the Spark SQL catalog"),
+    "sql": (_sql, "run a Spark SQL query over a database and print or save the result"),
 }
 
 

@@ -38,7 +38,12 @@ def table_properties(key: str) -> dict[str, str]:
     """Delta table properties of table ``key``: statistics on its key columns only."""
     names = schemas.TABLES[key].names
     stats = [c for c in STATS_COLUMNS if c in names][:2]
-    return {"delta.dataSkippingStatsColumns": ",".join(stats)}
+    return {
+        "delta.dataSkippingStatsColumns": ",".join(stats),
+        # tells JVM-free readers that string statistics were written untruncated (the session
+        # sets spark.databricks.io.skipping.stringPrefixLength to this value)
+        "simlake.statsStringPrefixLength": "1024",
+    }
 
 # Delta's optimistic-concurrency conflicts that a rerun of the same idempotent write resolves.
 _RETRYABLE = (
