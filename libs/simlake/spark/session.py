@@ -30,22 +30,24 @@ DELTA_CONF = {
 def session_builder(profile: SparkProfile, extra_conf: dict[str, str] | None = None):
     """A ``SparkSession.Builder`` for ``profile`` with Delta configured; call ``getOrCreate()``.
 
-    Python workers run the driver's interpreter (``spark.pyspark.python``), so executors see the
-    same packages. ``extra_conf`` overrides the profile (e.g. a warehouse folder).
+    With a master in the profile (local modes), Python workers run the driver's interpreter, so
+    executors see the same packages. ``extra_conf`` overrides the profile (e.g. a warehouse).
+    Under spark-submit the JVM is already running: Delta's jars must then come from
+    ``--packages io.delta:delta-spark_2.13:4.0.0`` (see README), the builder's are ignored.
     """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(profile.app_name)
+    settings = dict(DELTA_CONF)
     if profile.master:
+        # a profile that names its master starts its own executors: they run this interpreter.
+        # Without a master (spark-submit), the submitter decides: --conf spark.pyspark.python.
         builder = builder.master(profile.master)
-    settings = {
-        **DELTA_CONF,
-        "spark.pyspark.python": sys.executable,
-        "spark.pyspark.driver.python": sys.executable,
-        **profile.conf,
-        **(extra_conf or {}),
-    }
+        settings["spark.pyspark.python"] = sys.executable
+        settings["spark.pyspark.driver.python"] = sys.executable
+    settings.update(profile.conf)
+    settings.update(extra_conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
     return configure_spark_with_delta_pip(builder)
@@ -55,7 +57,8 @@ def build_session(profile: SparkProfile, extra_conf: dict[str, str] | None = Non
     """Start (or reuse) the SparkSession of ``profile`` with Delta Lake enabled."""
     # Spark's launcher reads PYSPARK_PYTHON before any conf is applied; the worker processes
     # must run this interpreter, so set it for the JVM we are about to start.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if profile.master:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = session_builder(profile, extra_conf).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s session up (master %s)", spark.version, spark.sparkContext.master)
