@@ -1,0 +1,27 @@
+"""A tiny run of the benchmark command: it must run end to end and print its table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.spark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_ingest_benchmark_smoke(tmp_path):
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ingest_bench.py"),
+                          "--smoke", "--workdir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| trials | raw MB")
+    row = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert int(row[0]) == 12  # 6 folders x 2 trials
+    assert float(row[3].split()[0]) > 0  # ingest wall seconds
+    assert float(row[11]) > 0  # loc latency measured
