@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import io
 import os
 import pickle
 import platform
@@ -38,7 +37,6 @@ import time
 import numpy as np
 import pandas as pd
 import psutil
-import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from simlake import synth
@@ -102,8 +100,13 @@ def run_simlake_ingest(raw: str, db: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"ingest failed ({proc.returncode}): {stdout[-2000:]}")
     seconds = float(re.search(r"seconds: ([0-9.]+)", stdout).group(1))
-    return {"wall": wall, "job_seconds": seconds, "java_rss": peak.java, "python_rss": peak.python,
-            "summary": stdout}
+    return {
+        "wall": wall,
+        "job_seconds": seconds,
+        "java_rss": peak.java,
+        "python_rss": peak.python,
+        "summary": stdout,
+    }
 
 
 # ----------------------------------------------------------------------------- baseline / ceiling
@@ -119,14 +122,26 @@ def _isf_like_folder(args: tuple[str, list[str], list[str], str]) -> int:
     else:
         arr = np.load(voltage_path)["arr_0"]
         frames["voltage_traces"] = pd.DataFrame(arr[:, 1:].T, columns=arr[:, 0])
-    for key, paths, n_fixed in (("synapse_activation", synapse_paths, 6),
-                                ("cell_activation", cell_paths, 2)):
+    for key, paths, n_fixed in (
+        ("synapse_activation", synapse_paths, 6),
+        ("cell_activation", cell_paths, 2),
+    ):
         per_trial = []
         for path in paths:
-            frame = pd.read_csv(path, sep="\t", skiprows=1, header=None, dtype=str,
-                                names=range(n_fixed + 1), keep_default_na=False)
-            times = frame[n_fixed].str.rstrip(",").str.split(",", expand=True) \
-                if n_fixed in frame.columns else pd.DataFrame(index=frame.index)
+            frame = pd.read_csv(
+                path,
+                sep="\t",
+                skiprows=1,
+                header=None,
+                dtype=str,
+                names=range(n_fixed + 1),
+                keep_default_na=False,
+            )
+            times = (
+                frame[n_fixed].str.rstrip(",").str.split(",", expand=True)
+                if n_fixed in frame.columns
+                else pd.DataFrame(index=frame.index)
+            )
             times = times.replace("", np.nan).astype(float)
             times.columns = [str(c) for c in times.columns]  # ISF labels: '0', '1', ...
             per_trial.append(pd.concat([frame.iloc[:, :n_fixed], times], axis=1))
@@ -153,10 +168,14 @@ def _ceiling_folder(args: tuple[str, list[str], list[str], str]) -> int:
 def _folder_jobs(raw: str, out_dir: str) -> list[tuple[str, list[str], list[str], str]]:
     jobs = []
     for i, folder in enumerate(discover(raw).folders):
-        jobs.append((folder.path_of(folder.voltage_file),
-                     [folder.path_of(n) for _, n in sorted(folder.synapse_files.items())],
-                     [folder.path_of(n) for _, n in sorted(folder.cell_files.items())],
-                     os.path.join(out_dir, f"folder{i}.pkl")))
+        jobs.append(
+            (
+                folder.path_of(folder.voltage_file),
+                [folder.path_of(n) for _, n in sorted(folder.synapse_files.items())],
+                [folder.path_of(n) for _, n in sorted(folder.cell_files.items())],
+                os.path.join(out_dir, f"folder{i}.pkl"),
+            )
+        )
     return jobs
 
 
@@ -208,8 +227,15 @@ def bench_size(trials: int, args, workdir: str) -> dict:
     per_folder = max(1, trials // runs)
     raw = os.path.join(workdir, f"raw_{trials}")
     if not os.path.isdir(raw):
-        synth.generate_tree(raw, runs=runs, trials=per_folder, times=args.times,
-                            synapses=args.synapses, cells=args.cells, seed=trials)
+        synth.generate_tree(
+            raw,
+            runs=runs,
+            trials=per_folder,
+            times=args.times,
+            synapses=args.synapses,
+            cells=args.cells,
+            seed=trials,
+        )
     n_files, raw_bytes = tree_bytes(raw)
     n_trials = sum(len(f.trialnrs or ()) or 0 for f in discover(raw).folders) or runs * per_folder
     db = os.path.join(workdir, f"db_{trials}")
@@ -228,8 +254,11 @@ def bench_size(trials: int, args, workdir: str) -> dict:
 
 
 def markdown(results: list[dict]) -> str:
-    head = ("| trials | raw MB | files | ingest wall s (job s) | MB/s | trials/s | peak RSS JVM / Python MB "
-            "| baseline s (MB/s) | ceiling s (MB/s) | vs baseline | of ceiling | loc ms | full read MB/s |")
+    head = (
+        "| trials | raw MB | files | ingest wall s (job s) | MB/s | trials/s "
+        "| peak RSS JVM / Python MB | baseline s (MB/s) | ceiling s (MB/s) | vs baseline "
+        "| of ceiling | loc ms | full read MB/s |"
+    )
     lines = [head, "|" + "---|" * 13]
     for r in results:
         ing = r["ingest"]
@@ -242,19 +271,26 @@ def markdown(results: list[dict]) -> str:
             f"| {r['baseline_s']:.1f} ({r['raw_mb'] / r['baseline_s']:.1f}) "
             f"| {r['ceiling_s']:.1f} ({r['raw_mb'] / r['ceiling_s']:.1f}) "
             f"| {r['baseline_s'] / job:.2f}x | {100 * r['ceiling_s'] / job:.0f}% "
-            f"| {r['adapter']['loc_ms']:.0f} | {r['adapter']['read_mbs']:.0f} |")
+            f"| {r['adapter']['loc_ms']:.0f} | {r['adapter']['read_mbs']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def machine() -> str:
-    return (f"{platform.platform()}, {psutil.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"load average before the run {os.getloadavg()[0]:.1f}")
+    return (
+        f"{platform.platform()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"load average before the run {os.getloadavg()[0]:.1f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="200,2000,10000", help="trials per tree, comma-separated")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="200,2000,10000", help="trials per tree, comma-separated"
+    )
     parser.add_argument("--times", type=int, default=10_000)
     parser.add_argument("--synapses", type=int, default=4_000)
     parser.add_argument("--cells", type=int, default=4_000)
@@ -263,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="where trees go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep generated trees and databases")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"))
-    parser.add_argument("--smoke", action="store_true",
-                        help="one tiny tree, no RESULTS.md: checks that the benchmark runs")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one tiny tree, no RESULTS.md: checks that the benchmark runs",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.times, args.synapses, args.cells = "12", 300, 30, 20
@@ -274,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
-            print(f"size {size}: generating / ingesting / baseline / ceiling / adapter ...",
-                  file=sys.stderr, flush=True)
+            print(
+                f"size {size}: generating / ingesting / baseline / ceiling / adapter ...",
+                file=sys.stderr,
+                flush=True,
+            )
             results.append(bench_size(size, args, workdir))
             print(markdown(results[-1:]), file=sys.stderr, flush=True)
     finally:
@@ -287,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as fh:
             fh.write("# Benchmark results\n\n")
             fh.write(f"Machine: {machine()}.\n\n")
-            fh.write(f"Command: `python benchmarks/ingest_bench.py --sizes {args.sizes}` "
-                     f"({args.times} time points, {args.synapses} synapse lines, {args.cells} "
-                     f"presynaptic cells per trial; {args.workers} worker processes for baseline "
-                     "and ceiling).\n\n")
+            fh.write(
+                f"Command: `python benchmarks/ingest_bench.py --sizes {args.sizes}` "
+                f"({args.times} time points, {args.synapses} synapse lines, {args.cells} "
+                f"presynaptic cells per trial; {args.workers} worker processes for baseline "
+                "and ceiling).\n\n"
+            )
             fh.write(table + "\n")
     return 0
 

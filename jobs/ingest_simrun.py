@@ -1,4 +1,7 @@
-"""spark-submit entry point of the ingest: ``spark-submit jobs/ingest_simrun.py RAW DB [options]``."""
+"""spark-submit entry point of the ingest.
+
+    spark-submit --packages io.delta:delta-spark_2.13:4.0.0 jobs/ingest_simrun.py RAW DB [options]
+"""
 
 from __future__ import annotations
 

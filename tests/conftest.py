@@ -12,9 +12,8 @@ import pytest
 def spark(tmp_path_factory):
     """The test run's only SparkSession (conf/test.toml: local[2], UI off, 2 shuffle partitions)."""
     from simlake.config import load_spark_profile
-    from simlake.spark.session import build_session
-
     from simlake.spark.catalog import catalog_conf
+    from simlake.spark.session import build_session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     # a persistent (Derby) catalog under a temporary folder, so catalog registration is tested
@@ -25,8 +24,12 @@ def spark(tmp_path_factory):
 
 
 def _drop_one_landmark(raw: str) -> str:
-    anatomy = sorted(os.path.join(d, n) for d, _, names in os.walk(raw) for n in names
-                     if n.endswith(".landmarkAscii"))
+    anatomy = sorted(
+        os.path.join(d, n)
+        for d, _, names in os.walk(raw)
+        for n in names
+        if n.endswith(".landmarkAscii")
+    )
     os.unlink(anatomy[0])
     return anatomy[0]
 

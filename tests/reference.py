@@ -83,15 +83,16 @@ def dendritic_rows(root: str) -> pd.DataFrame:
             pid = uid.split("pid")[-1]
             for prefix in (uid + "_", f"seed_{pid}_"):
                 if stem.startswith(prefix):
-                    label = stem[len(prefix):]
+                    label = stem[len(prefix) :]
                     break
             else:
                 raise AssertionError(name)
             t, vm = read_voltage_file(os.path.join(folder, name))
             for nr, trace in zip(nrs or range(vm.shape[0]), vm, strict=True):
                 rows.append((label, sti(sim_run, nr), sim_run, nr, t, trace))
-    return pd.DataFrame(rows, columns=["recording_site", "sim_trial_index", "sim_run", "trialnr",
-                                       "t", "vm"])
+    return pd.DataFrame(
+        rows, columns=["recording_site", "sim_trial_index", "sim_run", "trialnr", "t", "vm"]
+    )
 
 
 def _times(field: str) -> list[float]:
@@ -118,14 +119,33 @@ def activation_rows(root: str, kind: str) -> pd.DataFrame:
                 parts = line.split("\t")
                 if kind == "synapses":
                     times = _times(parts[6]) if len(parts) > 6 else []
-                    rows.append((sti(sim_run, nr), sim_run, nr, parts[0], int(parts[1]),
-                                 float(parts[2]), int(parts[3]), int(parts[4]), parts[5], times))
+                    rows.append(
+                        (
+                            sti(sim_run, nr),
+                            sim_run,
+                            nr,
+                            parts[0],
+                            int(parts[1]),
+                            float(parts[2]),
+                            int(parts[3]),
+                            int(parts[4]),
+                            parts[5],
+                            times,
+                        )
+                    )
                 else:
                     times = _times(parts[2]) if len(parts) > 2 else []
                     rows.append((sti(sim_run, nr), sim_run, nr, parts[0], int(parts[1]), times))
     if kind == "synapses":
-        cols = ["synapse_type", "synapse_ID", "soma_distance", "section_ID", "section_pt_ID",
-                "dendrite_label", "activation_times"]
+        cols = [
+            "synapse_type",
+            "synapse_ID",
+            "soma_distance",
+            "section_ID",
+            "section_pt_ID",
+            "dendrite_label",
+            "activation_times",
+        ]
     else:
         cols = ["presynaptic_cell_type", "cell_ID", "spike_times"]
     return pd.DataFrame(rows, columns=["sim_trial_index", "sim_run", "trialnr", *cols])
@@ -143,8 +163,10 @@ def param_files(root: str) -> dict[str, tuple[str | None, str | None]]:
         names = os.listdir(folder)
         neuron = [n for n in names if n.endswith("_neuron_model.param")]
         network = [n for n in names if n.endswith("_network_model.param")]
-        out[sim_run] = (os.path.join(folder, neuron[0]) if neuron else None,
-                        os.path.join(folder, network[0]) if network else None)
+        out[sim_run] = (
+            os.path.join(folder, neuron[0]) if neuron else None,
+            os.path.join(folder, network[0]) if network else None,
+        )
     return out
 
 

@@ -34,10 +34,24 @@ def _wide_times(rows: pd.DataFrame, fixed: list[str], times_col: str) -> pd.Data
 
 
 def test_keys_and_simple_keys(db, ingested):
-    for key in ("simresult_path", "filelist", "sim_trial_index", "metadata", "voltage_traces",
-                "synapse_activation", "cell_activation", "spike_times", "dendritic_recordings",
-                "dendritic_spike_times", "parameterfiles", "parameterfiles_cell_folder",
-                "morphology", "syn_folder", "con_folder", "recsites_folder"):
+    for key in (
+        "simresult_path",
+        "filelist",
+        "sim_trial_index",
+        "metadata",
+        "voltage_traces",
+        "synapse_activation",
+        "cell_activation",
+        "spike_times",
+        "dendritic_recordings",
+        "dendritic_spike_times",
+        "parameterfiles",
+        "parameterfiles_cell_folder",
+        "morphology",
+        "syn_folder",
+        "con_folder",
+        "recsites_folder",
+    ):
         assert key in db.keys()
     assert db["simresult_path"] == os.path.abspath(ingested["raw"])
     sti = db["sim_trial_index"]
@@ -50,8 +64,11 @@ def test_keys_and_simple_keys(db, ingested):
 def test_voltage_traces_frame(db, ingested):
     volt = ref.voltage_rows(ingested["raw"]).sort_values("sim_trial_index")
     t = volt.iloc[0].t
-    expected = pd.DataFrame(np.vstack(volt["vm"].to_list()), columns=[float(x) for x in t],
-                            index=pd.Index(volt["sim_trial_index"].tolist(), name="sim_trial_index"))
+    expected = pd.DataFrame(
+        np.vstack(volt["vm"].to_list()),
+        columns=[float(x) for x in t],
+        index=pd.Index(volt["sim_trial_index"].tolist(), name="sim_trial_index"),
+    )
     ddf = db["voltage_traces"]
     assert ddf.known_divisions
     got = ddf.compute()
@@ -64,12 +81,25 @@ def test_voltage_traces_frame(db, ingested):
     assert np.array_equal(ddf.loc[one].compute().to_numpy(), expected.loc[[one]].to_numpy())
 
 
-@pytest.mark.parametrize("key,kind,fixed,times", [
-    ("synapse_activation", "synapses", ["synapse_type", "synapse_ID", "soma_distance",
-                                        "section_ID", "section_pt_ID", "dendrite_label"],
-     "activation_times"),
-    ("cell_activation", "cells", ["presynaptic_cell_type", "cell_ID"], "spike_times"),
-])
+@pytest.mark.parametrize(
+    "key,kind,fixed,times",
+    [
+        (
+            "synapse_activation",
+            "synapses",
+            [
+                "synapse_type",
+                "synapse_ID",
+                "soma_distance",
+                "section_ID",
+                "section_pt_ID",
+                "dendrite_label",
+            ],
+            "activation_times",
+        ),
+        ("cell_activation", "cells", ["presynaptic_cell_type", "cell_ID"], "spike_times"),
+    ],
+)
 def test_activation_frames(db, ingested, key, kind, fixed, times):
     rows = ref.activation_rows(ingested["raw"], kind).sort_values("sim_trial_index", kind="stable")
     expected = _wide_times(rows, fixed, times)
@@ -77,15 +107,17 @@ def test_activation_frames(db, ingested, key, kind, fixed, times):
     assert ddf.known_divisions
     got = ddf.compute()
     assert list(got.columns) == list(expected.columns)
-    assert all(isinstance(c, str) for c in got.columns[len(fixed):])
+    assert all(isinstance(c, str) for c in got.columns[len(fixed) :])
     assert got.index.tolist() == expected.index.tolist()  # repeats, line order within a trial
     for col in fixed:
         assert got[col].tolist() == expected[col].tolist(), col
     for col in ("synapse_ID", "section_ID", "section_pt_ID", "cell_ID"):
         if col in got:
             assert got[col].dtype == np.int64
-    values = got[expected.columns[len(fixed):]].to_numpy(dtype=float)
-    assert np.array_equal(values, expected[expected.columns[len(fixed):]].to_numpy(), equal_nan=True)
+    values = got[expected.columns[len(fixed) :]].to_numpy(dtype=float)
+    assert np.array_equal(
+        values, expected[expected.columns[len(fixed) :]].to_numpy(), equal_nan=True
+    )
 
 
 def test_spike_times_frame(db, ingested):

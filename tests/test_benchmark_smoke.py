@@ -15,9 +15,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_ingest_benchmark_smoke(tmp_path):
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ingest_bench.py"),
-                          "--smoke", "--workdir", str(tmp_path)],
-                         capture_output=True, text=True, env=env, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "ingest_bench.py"),
+            "--smoke",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith("|")]
     assert lines[0].startswith("| trials | raw MB")

@@ -12,10 +12,10 @@ import sys
 import time
 
 import pyarrow as pa
+import pyspark
 import pytest
 from deltalake import DeltaTable
 
-import pyspark
 from simlake import synth
 from simlake.ingest_options import IngestOptions
 from simlake.spark.ingest import ingest
@@ -25,8 +25,16 @@ pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPARK_BIN = os.path.join(os.path.dirname(pyspark.__file__), "bin")
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.0"
-TABLES = ["metadata", "voltage_traces", "synapse_activation", "cell_activation", "spike_times",
-          "dendritic_recordings", "dendritic_spike_times", "parameterfiles"]
+TABLES = [
+    "metadata",
+    "voltage_traces",
+    "synapse_activation",
+    "cell_activation",
+    "spike_times",
+    "dendritic_recordings",
+    "dendritic_spike_times",
+    "parameterfiles",
+]
 
 
 def _free_port() -> int:
@@ -39,7 +47,9 @@ def _wait_for(path: str, text: str, proc: subprocess.Popen, timeout: float) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"process exited ({proc.returncode}); log:\n{open(path).read()[-3000:]}")
+            raise RuntimeError(
+                f"process exited ({proc.returncode}); log:\n{open(path).read()[-3000:]}"
+            )
         if os.path.exists(path) and text in open(path, errors="replace").read():
             return
         time.sleep(0.5)
@@ -60,27 +70,62 @@ def _stop(proc: subprocess.Popen) -> None:
 def standalone(tmp_path_factory):
     """A Spark standalone master and one worker on loopback; both stopped even on failure."""
     logs = tmp_path_factory.mktemp("standalone")
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
-               SPARK_LOG_DIR=str(logs), SPARK_WORKER_DIR=str(logs / "work"))
+    env = dict(
+        os.environ,
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYSPARK_PYTHON=sys.executable,
+        SPARK_LOG_DIR=str(logs),
+        SPARK_WORKER_DIR=str(logs / "work"),
+    )
     port = _free_port()
     url = f"spark://127.0.0.1:{port}"
     spark_class = os.path.join(SPARK_BIN, "spark-class")
     procs = []
     try:
         master_log = str(logs / "master.log")
-        procs.append(subprocess.Popen(
-            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-             "--port", str(port), "--webui-port", str(_free_port())],
-            stdout=open(master_log, "w"), stderr=subprocess.STDOUT, env=env,
-            start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--webui-port",
+                    str(_free_port()),
+                ],
+                stdout=open(master_log, "w"),
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        )
         _wait_for(master_log, "I have been elected leader", procs[0], 120)
         worker_log = str(logs / "worker.log")
-        procs.append(subprocess.Popen(
-            [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-             "--cores", "2", "--memory", "3g", "--webui-port", str(_free_port()),
-             "--work-dir", str(logs / "work")],
-            stdout=open(worker_log, "w"), stderr=subprocess.STDOUT, env=env,
-            start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    url,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    "2",
+                    "--memory",
+                    "3g",
+                    "--webui-port",
+                    str(_free_port()),
+                    "--work-dir",
+                    str(logs / "work"),
+                ],
+                stdout=open(worker_log, "w"),
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        )
         _wait_for(worker_log, "Successfully registered with master", procs[1], 120)
         yield {"url": url, "env": env, "logs": logs}
     finally:
@@ -101,13 +146,26 @@ def test_spark_submit_on_standalone_cluster_equals_local(standalone, spark, tmp_
     raw = str(tmp_path / "raw")
     synth.generate_tree(raw, runs=6, trials=3, times=400, synapses=40, cells=30, seed=11)
     cluster_db, local_db = str(tmp_path / "cluster_db"), str(tmp_path / "local_db")
-    cmd = [os.path.join(SPARK_BIN, "spark-submit"), "--master", standalone["url"],
-           "--packages", DELTA_PACKAGE,
-           "--conf", f"spark.pyspark.python={sys.executable}",
-           "--conf", f"spark.pyspark.driver.python={sys.executable}",
-           "--conf", "spark.executor.memory=2g",
-           "--conf", "spark.databricks.delta.snapshotPartitions=2",
-           os.path.join(ROOT, "jobs", "ingest_simrun.py"), "--profile", "cluster", raw, cluster_db]
+    cmd = [
+        os.path.join(SPARK_BIN, "spark-submit"),
+        "--master",
+        standalone["url"],
+        "--packages",
+        DELTA_PACKAGE,
+        "--conf",
+        f"spark.pyspark.python={sys.executable}",
+        "--conf",
+        f"spark.pyspark.driver.python={sys.executable}",
+        "--conf",
+        "spark.executor.memory=2g",
+        "--conf",
+        "spark.databricks.delta.snapshotPartitions=2",
+        os.path.join(ROOT, "jobs", "ingest_simrun.py"),
+        "--profile",
+        "cluster",
+        raw,
+        cluster_db,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=standalone["env"], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     assert "trials ingested: 18" in out.stdout

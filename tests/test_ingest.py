@@ -17,8 +17,16 @@ from simlake.spark.ingest import ingest
 
 pytestmark = pytest.mark.spark
 
-KEYS = ["metadata", "voltage_traces", "synapse_activation", "cell_activation", "spike_times",
-        "dendritic_recordings", "dendritic_spike_times", "parameterfiles"]
+KEYS = [
+    "metadata",
+    "voltage_traces",
+    "synapse_activation",
+    "cell_activation",
+    "spike_times",
+    "dendritic_recordings",
+    "dendritic_spike_times",
+    "parameterfiles",
+]
 
 
 def _table(db: str, key: str) -> pa.Table:
@@ -41,7 +49,9 @@ def test_every_table_written_and_summary(ingested):
 
 
 def test_voltage_traces_bit_equal(ingested):
-    expected = ref.voltage_rows(ingested["raw"]).sort_values("sim_trial_index").reset_index(drop=True)
+    expected = (
+        ref.voltage_rows(ingested["raw"]).sort_values("sim_trial_index").reset_index(drop=True)
+    )
     got = _sorted_pandas(_table(ingested["db"], "voltage_traces"), ["sim_trial_index"])
     assert got["sim_trial_index"].tolist() == expected["sim_trial_index"].tolist()
     assert got["trialnr"].tolist() == expected["trialnr"].tolist()
@@ -67,7 +77,9 @@ def test_variants_present_in_tables(ingested):
                 assert os.path.isfile(os.path.join(folder, name)), name
 
 
-@pytest.mark.parametrize("key,kind", [("synapse_activation", "synapses"), ("cell_activation", "cells")])
+@pytest.mark.parametrize(
+    "key,kind", [("synapse_activation", "synapses"), ("cell_activation", "cells")]
+)
 def test_activation_tables_equal_reference(ingested, key, kind):
     expected = ref.activation_rows(ingested["raw"], kind)
     got = _table(ingested["db"], key).to_pandas()
@@ -106,10 +118,13 @@ def test_dendritic_tables(ingested):
         assert np.asarray(g.vm).tobytes() == np.asarray(e.vm, dtype=float).tobytes()
     spikes = _table(ingested["db"], "dendritic_spike_times").to_pandas()
     assert set(spikes["threshold"]) == {-30.0}
-    exp = {(r.recording_site, r.sim_trial_index): ref.crossings(r.t, r.vm, -30.0)
-           for r in dend.itertuples()}
-    assert {(r.recording_site, r.sim_trial_index): list(r.spike_times)
-            for r in spikes.itertuples()} == exp
+    exp = {
+        (r.recording_site, r.sim_trial_index): ref.crossings(r.t, r.vm, -30.0)
+        for r in dend.itertuples()
+    }
+    assert {
+        (r.recording_site, r.sim_trial_index): list(r.spike_times) for r in spikes.itertuples()
+    } == exp
 
 
 def test_every_trial_exactly_once_per_table(ingested):
@@ -122,20 +137,25 @@ def test_every_trial_exactly_once_per_table(ingested):
 
 def test_data_files_cover_disjoint_sorted_ranges(ingested):
     for key in ("voltage_traces", "synapse_activation", "cell_activation", "metadata"):
-        actions = pa.table(DeltaTable(os.path.join(ingested["db"], key)).get_add_actions(flatten=True))
+        actions = pa.table(
+            DeltaTable(os.path.join(ingested["db"], key)).get_add_actions(flatten=True)
+        )
         lo = actions.column("min.sim_trial_index").to_pylist()
         hi = actions.column("max.sim_trial_index").to_pylist()
         ranges = sorted(zip(lo, hi, strict=True))
         assert all(a <= b for a, b in ranges)
-        assert all(prev[1] < nxt[0] for prev, nxt in zip(ranges, ranges[1:])), key
+        assert all(prev[1] < nxt[0] for prev, nxt in zip(ranges, ranges[1:], strict=False)), key
         if key == "voltage_traces":
             assert len(ranges) > 1  # small target size: several files
         # the statistics are exact: they equal the file's real bounds
         for path, a, b in zip(actions.column("path").to_pylist(), lo, hi, strict=True):
             import pyarrow.parquet as pq
 
-            keys = pq.read_table(os.path.join(ingested["db"], key, path),
-                                 columns=["sim_trial_index"]).column(0).to_pylist()
+            keys = (
+                pq.read_table(os.path.join(ingested["db"], key, path), columns=["sim_trial_index"])
+                .column(0)
+                .to_pylist()
+            )
             assert (min(keys), max(keys)) == (a, b)
             assert keys == sorted(keys)
 
@@ -173,7 +193,9 @@ def test_parameterfiles_hashes_and_stored_copies(ingested):
 def test_manifest(ingested):
     manifest = read_manifest(ingested["db"])
     assert manifest["simresult_path"] == os.path.abspath(ingested["raw"])
-    expected = sorted(f"{s}/{ref.voltage_file(p)}" for s, p in ref.sim_run_folders(ingested["raw"]).items())
+    expected = sorted(
+        f"{s}/{ref.voltage_file(p)}" for s, p in ref.sim_run_folders(ingested["raw"]).items()
+    )
     assert manifest["filelist"] == expected
 
 

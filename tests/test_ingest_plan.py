@@ -11,7 +11,9 @@ from simlake.ingest_plan import FileTask, batches_by_bytes, pack_contiguous
 
 
 def _task(sim_run, trialnr, size, label=""):
-    return FileTask("synapses", sim_run, f"/x/{sim_run}/{trialnr}", size, trialnr=trialnr, label=label)
+    return FileTask(
+        "synapses", sim_run, f"/x/{sim_run}/{trialnr}", size, trialnr=trialnr, label=label
+    )
 
 
 def test_groups_are_contiguous_in_sim_trial_index_order():
@@ -50,7 +52,14 @@ def test_core_needs_voltage_traces_and_metadata_comes_last():
     opts = IngestOptions("/raw", "/db", voltage_traces=False, spike_times=False)
     tables = opts.tables()
     assert tables[0] == "voltage_traces" and tables[-1] == "metadata"
-    no_core = IngestOptions("/raw", "/db", core=False, voltage_traces=False, spike_times=False,
-                            synapse_activation=False, parameterfiles=False,
-                            dendritic_voltage_traces=False)
+    no_core = IngestOptions(
+        "/raw",
+        "/db",
+        core=False,
+        voltage_traces=False,
+        spike_times=False,
+        synapse_activation=False,
+        parameterfiles=False,
+        dendritic_voltage_traces=False,
+    )
     assert no_core.tables() == ["dendritic_recordings", "dendritic_spike_times"]

@@ -38,10 +38,12 @@ def test_link_mode_frames_equal_delta_frames(ingested, tmp_path):
 
 
 def test_link_mode_needs_no_jvm(ingested, tmp_path):
-    code = ("import sys; sys.modules['pyspark'] = None\n"
-            "from simlake.isf import init\nfrom simlake import DataBase\n"
-            f"init({str(tmp_path / 'db')!r}, {ingested['raw']!r}, rewrite_in_optimized_format=False)\n"
-            f"print(DataBase({str(tmp_path / 'db')!r})['voltage_traces'].compute().shape)")
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "from simlake.isf import init\nfrom simlake import DataBase\n"
+        f"init({str(tmp_path / 'db')!r}, {ingested['raw']!r}, rewrite_in_optimized_format=False)\n"
+        f"print(DataBase({str(tmp_path / 'db')!r})['voltage_traces'].compute().shape)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     n_trials = ingested["report"].n_trials
@@ -50,11 +52,19 @@ def test_link_mode_needs_no_jvm(ingested, tmp_path):
 
 def test_init_ingests_with_isf_flags(spark, ingested, tmp_path):
     db = tmp_path / "db"
-    summary = init(str(db), ingested["raw"], synapse_activation=False, dendritic_voltage_traces=False,
-                   dendritic_spike_times=False, parameterfiles=False, spark=spark)
+    summary = init(
+        str(db),
+        ingested["raw"],
+        synapse_activation=False,
+        dendritic_voltage_traces=False,
+        dendritic_spike_times=False,
+        parameterfiles=False,
+        spark=spark,
+    )
     assert summary.trials == ingested["report"].n_trials
     got = DataBase(str(db))
     assert "voltage_traces" in got.keys() and "spike_times" in got.keys()
     assert "synapse_activation" not in got.keys() and "dendritic_recordings" not in got.keys()
-    np.testing.assert_array_equal(got["spike_times"].to_numpy(),
-                                  DataBase(ingested["db"])["spike_times"].to_numpy())
+    np.testing.assert_array_equal(
+        got["spike_times"].to_numpy(), DataBase(ingested["db"])["spike_times"].to_numpy()
+    )

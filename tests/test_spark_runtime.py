@@ -23,20 +23,25 @@ def test_session_is_local_with_delta(spark):
 
 def test_delta_roundtrip_spark_and_deltalake(spark, tmp_path):
     sim_run = "results/nested/deeper/20250101-1553_seed123456_pid7896"  # long keys: > 32 chars
-    rows = [(schemas.sim_trial_index(sim_run, n), sim_run, n, [100.0, 100.025], [-61.5, float(n)])
-            for n in (0, 3, 17)]
+    rows = [
+        (schemas.sim_trial_index(sim_run, n), sim_run, n, [100.0, 100.025], [-61.5, float(n)])
+        for n in (0, 3, 17)
+    ]
     df = spark.createDataFrame(rows, tables.spark_schema(schemas.VOLTAGE_TRACES))
     tables.replace_rows(df.coalesce(1), str(tmp_path), "voltage_traces", [sim_run])
 
     back = spark.read.format("delta").load(str(tmp_path / "voltage_traces")).orderBy("trialnr")
     assert [(r.sim_trial_index, r.trialnr, r.vm) for r in back.collect()] == [
-        (r[0], r[2], r[4]) for r in rows]
+        (r[0], r[2], r[4]) for r in rows
+    ]
 
     dt = DeltaTable(str(tmp_path / "voltage_traces"))
     table = dt.to_pyarrow_table()
     assert table.schema.field("t").type == pa.list_(pa.float64())
     assert sorted(table.column("sim_trial_index").to_pylist()) == [r[0] for r in rows]
-    assert dt.metadata().configuration["delta.dataSkippingStatsColumns"] == "sim_trial_index,sim_run"
+    assert (
+        dt.metadata().configuration["delta.dataSkippingStatsColumns"] == "sim_trial_index,sim_run"
+    )
     # exact (untruncated) min/max statistics of the long key, the future dask divisions
     actions = pa.table(dt.get_add_actions(flatten=True))
     assert actions.num_rows == 1
@@ -51,13 +56,22 @@ def test_replace_rows_is_idempotent_per_sim_run(spark, tmp_path):
         return spark.createDataFrame(data, tables.spark_schema(schemas.SPIKE_TIMES))
 
     db = str(tmp_path)
-    tables.replace_rows(frame("a/20150815-1530_1", [0, 1], 1.0), db, "spike_times", ["a/20150815-1530_1"])
-    tables.replace_rows(frame("a/20150815-1530_2", [0], 2.0), db, "spike_times", ["a/20150815-1530_2"])
+    tables.replace_rows(
+        frame("a/20150815-1530_1", [0, 1], 1.0), db, "spike_times", ["a/20150815-1530_1"]
+    )
+    tables.replace_rows(
+        frame("a/20150815-1530_2", [0], 2.0), db, "spike_times", ["a/20150815-1530_2"]
+    )
     # the same folder again, e.g. a rerun after a crash: replaced, never duplicated
-    tables.replace_rows(frame("a/20150815-1530_1", [0, 1], 3.0), db, "spike_times", ["a/20150815-1530_1"])
+    tables.replace_rows(
+        frame("a/20150815-1530_1", [0, 1], 3.0), db, "spike_times", ["a/20150815-1530_1"]
+    )
     table = DeltaTable(f"{db}/spike_times").to_pyarrow_table().sort_by("sim_trial_index")
     assert table.column("sim_trial_index").to_pylist() == [
-        "a/20150815-1530_1/000000", "a/20150815-1530_1/000001", "a/20150815-1530_2/000000"]
+        "a/20150815-1530_1/000000",
+        "a/20150815-1530_1/000001",
+        "a/20150815-1530_2/000000",
+    ]
     assert pc.list_flatten(table.column("spike_times")).to_pylist() == [3.0, 3.0, 2.0]
 
 

@@ -72,4 +72,6 @@ def load_ingest_defaults(conf_dir: str | None = None) -> IngestDefaults:
         raw = load_toml("ingest", conf_dir).get("ingest", {})
     except FileNotFoundError:
         raw = {}
-    return IngestDefaults(**{k: v for k, v in raw.items() if k in IngestDefaults.__dataclass_fields__})
+    return IngestDefaults(
+        **{k: v for k, v in raw.items() if k in IngestDefaults.__dataclass_fields__}
+    )

@@ -38,12 +38,25 @@ def _db_path(db: Any) -> str:
     return os.path.abspath(getattr(db, "basedir", db))
 
 
-def init(db: Any, simresult_path: str, core: bool = True, voltage_traces: bool = True,
-         synapse_activation: bool = True, dendritic_voltage_traces: bool = True,
-         parameterfiles: bool = True, spike_times: bool = True, dendritic_spike_times: bool = True,
-         dendritic_spike_times_threshold: float = -30.0, rewrite_in_optimized_format: bool = True,
-         *, spark: SparkSession | None = None, profile: str = "local", strict: bool = False,
-         refresh: bool = False, conf_dir: str | None = None) -> IngestSummary | dict:
+def init(
+    db: Any,
+    simresult_path: str,
+    core: bool = True,
+    voltage_traces: bool = True,
+    synapse_activation: bool = True,
+    dendritic_voltage_traces: bool = True,
+    parameterfiles: bool = True,
+    spike_times: bool = True,
+    dendritic_spike_times: bool = True,
+    dendritic_spike_times_threshold: float = -30.0,
+    rewrite_in_optimized_format: bool = True,
+    *,
+    spark: SparkSession | None = None,
+    profile: str = "local",
+    strict: bool = False,
+    refresh: bool = False,
+    conf_dir: str | None = None,
+) -> IngestSummary | dict:
     """Build the database ``db`` (a path or ``DataBase``) from the raw tree ``simresult_path``.
 
     Flags keep ISF's names and meanings. With ``rewrite_in_optimized_format=True`` (default) the
@@ -53,17 +66,28 @@ def init(db: Any, simresult_path: str, core: bool = True, voltage_traces: bool =
     needs the ingest and is skipped in link mode.
     """
     db_path = _db_path(db)
-    flags = {"core": core, "voltage_traces": voltage_traces,
-             "synapse_activation": synapse_activation,
-             "dendritic_voltage_traces": dendritic_voltage_traces, "spike_times": spike_times,
-             "dendritic_spike_times": dendritic_spike_times}
+    flags = {
+        "core": core,
+        "voltage_traces": voltage_traces,
+        "synapse_activation": synapse_activation,
+        "dendritic_voltage_traces": dendritic_voltage_traces,
+        "spike_times": spike_times,
+        "dendritic_spike_times": dendritic_spike_times,
+    }
     if not rewrite_in_optimized_format:
-        return _register_links(db_path, os.path.abspath(simresult_path), flags,
-                               dendritic_spike_times_threshold)
+        return _register_links(
+            db_path, os.path.abspath(simresult_path), flags, dendritic_spike_times_threshold
+        )
     opts = IngestOptions.from_defaults(
-        load_ingest_defaults(conf_dir), simresult_path=simresult_path, db_path=db_path,
-        parameterfiles=parameterfiles, dendritic_spike_times_threshold=dendritic_spike_times_threshold,
-        strict=strict, refresh=refresh, **flags)
+        load_ingest_defaults(conf_dir),
+        simresult_path=simresult_path,
+        db_path=db_path,
+        parameterfiles=parameterfiles,
+        dendritic_spike_times_threshold=dendritic_spike_times_threshold,
+        strict=strict,
+        refresh=refresh,
+        **flags,
+    )
     from simlake.spark.ingest import ingest
 
     if spark is not None:
@@ -77,16 +101,18 @@ def init(db: Any, simresult_path: str, core: bool = True, voltage_traces: bool =
         session.stop()
 
 
-def _register_links(db_path: str, simresult_path: str, flags: dict[str, bool],
-                    threshold: float) -> dict:
+def _register_links(
+    db_path: str, simresult_path: str, flags: dict[str, bool], threshold: float
+) -> dict:
     from simlake.discovery import discover
 
     known = read_manifest(db_path).get("simresult_path")
     if known and known != simresult_path:
         raise ValueError(f"{db_path}: database holds {known}, not {simresult_path}")
     tree = discover(simresult_path)
-    filelist = sorted(posixpath.join(f.sim_run, f.voltage_file)
-                      for f in tree.folders if f.voltage_file)
+    filelist = sorted(
+        posixpath.join(f.sim_run, f.voltage_file) for f in tree.folders if f.voltage_file
+    )
     links = dict(read_manifest(db_path).get("link_keys", {}))
     for flag, keys in _LINK_KEYS.items():
         if flags.get(flag) or flag == "core":

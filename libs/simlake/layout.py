@@ -3,7 +3,7 @@
 ```
 <db>/
   simlake.json                      manifest (see simlake.manifest)
-  <key>/                            one Delta table per table key (schemas.TABLES), e.g. voltage_traces/
+  <key>/                            one Delta table per key (schemas.TABLES), e.g. voltage_traces/
   parameterfiles_cell_folder/<md5>  each distinct neuron param file once, references rewritten
   parameterfiles_network_folder/<md5>
   morphology/ syn_folder/ con_folder/ recsites_folder/   files the param files reference

@@ -57,8 +57,9 @@ SPIKE_TIMES = pa.schema(
     _TRIAL_KEY + [pa.field("threshold", pa.float64()), pa.field("spike_times", F64_LIST)]
 )
 
-DENDRITIC_RECORDINGS = pa.schema([pa.field("recording_site", pa.string(), nullable=False)]
-                                 + list(VOLTAGE_TRACES))
+DENDRITIC_RECORDINGS = pa.schema(
+    [pa.field("recording_site", pa.string(), nullable=False)] + list(VOLTAGE_TRACES)
+)
 
 DENDRITIC_SPIKE_TIMES = pa.schema(
     [pa.field("recording_site", pa.string(), nullable=False), pa.field("threshold", pa.float64())]

@@ -31,24 +31,24 @@ def _views(ref) -> dict[str, str]:
     return {
         "voltage_traces_long": f"""
             SELECT v.sim_trial_index, v.sim_run, v.trialnr, p.t, p.vm
-            FROM {ref('voltage_traces')} v
+            FROM {ref("voltage_traces")} v
             LATERAL VIEW inline(arrays_zip(v.t, v.vm)) p AS t, vm""",
         "synapse_activation_long": f"""
             SELECT s.sim_trial_index, s.sim_run, s.trialnr, s.synapse_type, s.synapse_ID,
                    s.soma_distance, s.section_ID, s.section_pt_ID, s.dendrite_label,
                    a.activation_time
-            FROM {ref('synapse_activation')} s
+            FROM {ref("synapse_activation")} s
             LATERAL VIEW explode(s.activation_times) a AS activation_time""",
         "cell_activation_long": f"""
             SELECT c.sim_trial_index, c.sim_run, c.trialnr, c.presynaptic_cell_type, c.cell_ID,
                    e.spike_time
-            FROM {ref('cell_activation')} c
+            FROM {ref("cell_activation")} c
             LATERAL VIEW explode(c.spike_times) e AS spike_time""",
         # one row per trial: spike count and first spike (soma, 0 mV), active synapses by type
         "trial_summary": f"""
             WITH syn AS (
                 SELECT sim_trial_index, synapse_type, count(*) AS n
-                FROM {ref('synapse_activation')}
+                FROM {ref("synapse_activation")}
                 WHERE size(activation_times) > 0
                 GROUP BY sim_trial_index, synapse_type),
             by_type AS (
@@ -61,8 +61,8 @@ def _views(ref) -> dict[str, str]:
                    try_element_at(s.spike_times, 1) AS first_spike_time,
                    coalesce(b.active_synapses, 0) AS active_synapses,
                    b.active_synapses_by_type
-            FROM {ref('metadata')} m
-            LEFT JOIN {ref('spike_times')} s
+            FROM {ref("metadata")} m
+            LEFT JOIN {ref("spike_times")} s
                    ON s.sim_trial_index = m.sim_trial_index AND s.threshold = 0.0
             LEFT JOIN by_type b ON b.sim_trial_index = m.sim_trial_index""",
     }
@@ -79,8 +79,11 @@ VIEW_TABLES = {
 
 def existing_tables(db_path: str) -> list[str]:
     """Keys of ``db_path`` that are Delta tables (a ``_delta_log`` folder exists)."""
-    return [key for key in schemas.TABLES
-            if os.path.isdir(os.path.join(table_path(db_path, key), "_delta_log"))]
+    return [
+        key
+        for key in schemas.TABLES
+        if os.path.isdir(os.path.join(table_path(db_path, key), "_delta_log"))
+    ]
 
 
 def _quoted_path(path: str) -> str:
@@ -134,8 +137,9 @@ def catalog_conf(warehouse: str) -> dict[str, str]:
     return {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": os.path.join(warehouse, "tables"),
-        "spark.hadoop.javax.jdo.option.ConnectionURL":
-            f"jdbc:derby:;databaseName={os.path.join(warehouse, 'metastore_db')};create=true",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={os.path.join(warehouse, 'metastore_db')};create=true"
+        ),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse}",
     }
 

@@ -55,7 +55,9 @@ def describe_failure(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-def decode_files(table: str, errors) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def decode_files(
+    table: str, errors
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function decoding file tasks into record batches of ``table``."""
     schema = schemas.TABLES[table]
 
@@ -75,7 +77,9 @@ def decode_files(table: str, errors) -> Callable[[Iterator[pa.RecordBatch]], Ite
     return run
 
 
-def spike_batches(table: str, threshold: float) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def spike_batches(
+    table: str, threshold: float
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function turning voltage rows into spike-time rows at ``threshold``."""
     from simlake.decode import spikes
 
@@ -125,15 +129,19 @@ def store_param_batches(db_root: str, errors):
                 # param file's morphology so the stored .syn points at the stored .hoc
                 hint = neuron.sources.get("neuron.filename") if neuron else None
                 network = store(rec.network_path, rec.sim_run, "network", hint)
-                out.append({
-                    "sim_run": rec.sim_run,
-                    "path_neuron": rec.neuron_path,
-                    "path_network": rec.network_path,
-                    "hash_neuron": neuron.md5 if neuron else None,
-                    "hash_network": network.md5 if network else None,
-                })
-            yield pd.DataFrame(out, columns=["sim_run", "path_neuron", "path_network",
-                                             "hash_neuron", "hash_network"])
+                out.append(
+                    {
+                        "sim_run": rec.sim_run,
+                        "path_neuron": rec.neuron_path,
+                        "path_network": rec.network_path,
+                        "hash_neuron": neuron.md5 if neuron else None,
+                        "hash_network": network.md5 if network else None,
+                    }
+                )
+            yield pd.DataFrame(
+                out,
+                columns=["sim_run", "path_neuron", "path_network", "hash_neuron", "hash_network"],
+            )
 
     return run
 

@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 def catalog_defaults(conf_dir: str | None) -> dict[str, str]:
     """``conf/catalog.toml``: warehouse folder and database name."""
     raw = load_toml("catalog", conf_dir).get("catalog", {})
-    return {"warehouse": os.path.expanduser(raw.get("warehouse", "~/.simlake/warehouse")),
-            "database": raw.get("database", "simlake")}
+    return {
+        "warehouse": os.path.expanduser(raw.get("warehouse", "~/.simlake/warehouse")),
+        "database": raw.get("database", "simlake"),
+    }
 
 
 def _session(args: argparse.Namespace, catalog: bool):
@@ -31,8 +33,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("db_path", help="database folder")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/")
     parser.add_argument("--conf-dir", default=None)
-    parser.add_argument("--warehouse", default=None,
-                        help="metastore + warehouse folder (default: conf/catalog.toml)")
+    parser.add_argument(
+        "--warehouse",
+        default=None,
+        help="metastore + warehouse folder (default: conf/catalog.toml)",
+    )
 
 
 def register_main(argv: list[str] | None = None) -> int:
@@ -75,8 +80,11 @@ def sql_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="simlake sql", description=sql_main.__doc__)
     _common(parser)
     parser.add_argument("query", help="Spark SQL; tables and views by plain name")
-    parser.add_argument("--out", default=None,
-                        help="write the result to a folder: *.csv (csv) or anything else (parquet)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="write the result to a folder: *.csv (csv) or anything else (parquet)",
+    )
     parser.add_argument("--limit", type=int, default=50, help="rows printed (default 50)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -96,8 +104,9 @@ def sql_main(argv: list[str] | None = None) -> int:
             more = len(rows) > args.limit
             import pandas as pd
 
-            with pd.option_context("display.max_columns", None, "display.width", 200,
-                                   "display.max_colwidth", 60):
+            with pd.option_context(
+                "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
+            ):
                 print(rows.head(args.limit).to_string(index=False))
             if more:
                 print(f"... (first {args.limit} rows; use --limit or --out)")
