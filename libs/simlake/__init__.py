@@ -9,6 +9,9 @@ __version__ = "0.1.0"
 
 #: Names re-exported lazily from the JVM-free adapter (``simlake.DataBase`` etc.).
 _ADAPTER_EXPORTS = ("DataBase", "optimize")
+#: Names re-exported lazily from the cell/network loaders (pure numpy; NEURON only on demand).
+_CELLNET_EXPORTS = ("load_param_files_from_db", "load_initialized_cell_and_evokedNW_from_db",
+                    "check_consistency")
 
 
 def __getattr__(name: str):
@@ -16,4 +19,12 @@ def __getattr__(name: str):
         from simlake import adapter
 
         return getattr(adapter, name)
+    if name in _CELLNET_EXPORTS:
+        from simlake import cellnet
+
+        return getattr(cellnet, name)
     raise AttributeError(f"module 'simlake' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_ADAPTER_EXPORTS, *_CELLNET_EXPORTS])
