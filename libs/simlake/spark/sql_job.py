@@ -25,7 +25,8 @@ def _session(args: argparse.Namespace, catalog: bool):
     from simlake.spark.catalog import catalog_conf
     from simlake.spark.session import build_session
 
-    extra = catalog_conf(args.warehouse) if catalog else None
+    extra = catalog_conf(args.warehouse) if catalog else {}
+    extra["spark.ui.showConsoleProgress"] = "false"  # the printed table is the output
     return build_session(load_spark_profile(args.profile, args.conf_dir), extra_conf=extra)
 
 
