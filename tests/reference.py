@@ -14,6 +14,18 @@ import re
 import numpy as np
 import pandas as pd
 
+#: The Delta tables a full ingest writes (besides ingest_errors).
+INGEST_TABLES = [
+    "metadata",
+    "voltage_traces",
+    "synapse_activation",
+    "cell_activation",
+    "spike_times",
+    "dendritic_recordings",
+    "dendritic_spike_times",
+    "parameterfiles",
+]
+
 FOLDER_RE = re.compile(r"^\d{8}-\d{4}_(?:\d+|seed\d+_pid\d+)$")
 SYN_RE = re.compile(r"^simulation_run(\d+)_synapses\.csv$")
 CELL_RE = re.compile(r"^simulation_run(\d+)_presynaptic_cells\.csv$")

@@ -16,6 +16,7 @@ import pyspark
 import pytest
 from deltalake import DeltaTable
 
+import reference as ref
 from simlake import synth
 from simlake.ingest_options import IngestOptions
 from simlake.spark.ingest import ingest
@@ -25,16 +26,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPARK_BIN = os.path.join(os.path.dirname(pyspark.__file__), "bin")
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.0"
-TABLES = [
-    "metadata",
-    "voltage_traces",
-    "synapse_activation",
-    "cell_activation",
-    "spike_times",
-    "dendritic_recordings",
-    "dendritic_spike_times",
-    "parameterfiles",
-]
 
 
 def _free_port() -> int:
@@ -174,5 +165,5 @@ def test_spark_submit_on_standalone_cluster_equals_local(standalone, spark, tmp_
     assert any(d.startswith("app-") for d in app_dirs), app_dirs
 
     ingest(spark, IngestOptions(raw, local_db))
-    for key in TABLES:
+    for key in ref.INGEST_TABLES:
         assert _rows(cluster_db, key) == _rows(local_db, key), key

@@ -17,16 +17,7 @@ from simlake.spark.ingest import ingest
 
 pytestmark = pytest.mark.spark
 
-KEYS = [
-    "metadata",
-    "voltage_traces",
-    "synapse_activation",
-    "cell_activation",
-    "spike_times",
-    "dendritic_recordings",
-    "dendritic_spike_times",
-    "parameterfiles",
-]
+KEYS = ref.INGEST_TABLES
 
 
 def _table(db: str, key: str) -> pa.Table:
