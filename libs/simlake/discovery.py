@@ -33,6 +33,9 @@ _SYNAPSES_RE = re.compile(r"^simulation_run(?P<nr>[0-9]+)_synapses\.csv$")
 _CELLS_RE = re.compile(r"^simulation_run(?P<nr>[0-9]+)_presynaptic_cells\.csv$")
 _DEND_SUFFIX = "_vm_dend_traces.csv"
 _VOLTAGE_ANY_RE = re.compile(r"_vm_all_traces\.(?:csv|npz)$")
+#: Names that a data file of a sim-run folder can have (for entries that are not regular files).
+_DATA_NAME_RE = re.compile(r"(?:^simulation_run[0-9]+_(?:synapses|presynaptic_cells)\.csv"
+                           r"|_vm_all_traces\.(?:csv|npz)|_vm_dend_traces\.csv|_model\.param)$")
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,12 @@ def parse_sim_run_name(name: str) -> tuple[str, str, str] | None:
 
 
 def _trial_files(pattern: re.Pattern[str], names: list[str], abspath: str,
-                 problems: list[tuple[str, str]]) -> tuple[dict[int, str], set[int], set[str]]:
+                 problems: list[tuple[str, str]], unusable: frozenset[str] = frozenset()
+                 ) -> tuple[dict[int, str], set[int], set[str]]:
     """Trial number -> name for names matching ``pattern``; duplicate numbers dropped and reported.
 
-    Returns the kept mapping, every trial number seen (duplicates included) and the names matched.
+    Returns the kept mapping, every trial number seen (duplicates and ``unusable`` names, i.e.
+    entries that are not readable files, included) and the names matched.
     """
     by_nr: dict[int, list[str]] = {}
     for name in names:
@@ -156,7 +161,8 @@ def _trial_files(pattern: re.Pattern[str], names: list[str], abspath: str,
     kept: dict[int, str] = {}
     for nr, found in sorted(by_nr.items()):
         if len(found) == 1:
-            kept[nr] = found[0]
+            if found[0] not in unusable:
+                kept[nr] = found[0]
             continue
         for name in sorted(found):
             others = ", ".join(o for o in sorted(found) if o != name)
@@ -166,12 +172,16 @@ def _trial_files(pattern: re.Pattern[str], names: list[str], abspath: str,
     return kept, set(by_nr), matched
 
 
-def classify_folder(sim_run: str, abspath: str, entries: Mapping[str, FileStat]) -> SimRunFolder:
+def classify_folder(sim_run: str, abspath: str, entries: Mapping[str, FileStat],
+                    unreadable: Mapping[str, str] | None = None) -> SimRunFolder:
     """Classify the files of one sim-run folder from its listing (pure, no I/O).
 
     ``sim_run`` is the folder path relative to the tree root (its last component must be a
     sim-run folder name), ``abspath`` its absolute path, ``entries`` maps the names of the
-    regular files in it to their :class:`FileStat`.
+    regular files in it to their :class:`FileStat`. ``unreadable`` maps names of entries that
+    carry a data-file name but cannot be read as one (a FIFO, a directory, ...) to the reason:
+    each is a problem, and a trial file among them still owns its trial number (so the voltage
+    columns keep their meaning) while it is not used.
 
     Raises ``ValueError`` if the last component of ``sim_run`` is not a sim-run folder name.
     """
@@ -181,8 +191,10 @@ def classify_folder(sim_run: str, abspath: str, entries: Mapping[str, FileStat])
         raise ValueError(f"not a sim-run folder name: {name!r}")
     uid, era, pid = parsed
     abspath = abspath.rstrip("/") or "/"
+    unreadable = dict(unreadable or {})
     names = sorted(entries)
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = [(f"{abspath}/{n}", reason)
+                                       for n, reason in sorted(unreadable.items())]
     used: set[str] = set()
     recognised: set[str] = set()
 
@@ -203,9 +215,12 @@ def classify_folder(sim_run: str, abspath: str, entries: Mapping[str, FileStat])
         recognised.add(voltage_file)
 
     # per-trial files
-    synapse_files, synapse_nrs, matched = _trial_files(_SYNAPSES_RE, names, abspath, problems)
+    trial_names = sorted(set(names) | set(unreadable))
+    bad = frozenset(unreadable)
+    synapse_files, synapse_nrs, matched = _trial_files(_SYNAPSES_RE, trial_names, abspath,
+                                                       problems, bad)
     recognised |= matched
-    cell_files, cell_nrs, matched = _trial_files(_CELLS_RE, names, abspath, problems)
+    cell_files, cell_nrs, matched = _trial_files(_CELLS_RE, trial_names, abspath, problems, bad)
     recognised |= matched
     for nr in sorted(set(synapse_files) - cell_nrs):
         problems.append((f"{abspath}/{synapse_files[nr]}",
@@ -289,6 +304,15 @@ class _Walk:
         return f"{relpath}/{name}" if relpath else name
 
 
+def _file_type(mode: int) -> str:
+    for test, name in ((stat_mod.S_ISFIFO, "a FIFO"), (stat_mod.S_ISSOCK, "a socket"),
+                       (stat_mod.S_ISCHR, "a character device"),
+                       (stat_mod.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
 def _dir_key(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
@@ -305,6 +329,7 @@ def _walk_dir(walk: _Walk, abspath: str, relpath: str) -> None:
             walk.problems.append((path, f"cannot list directory: {exc.strerror or exc}"))
             continue
         files: dict[str, FileStat] = {}
+        unreadable: dict[str, str] = {}
         subdirs: list[tuple[str, str]] = []
         name = os.path.basename(path)
         is_sim_run = bool(rel) and parse_sim_run_name(name) is not None
@@ -315,6 +340,9 @@ def _walk_dir(walk: _Walk, abspath: str, relpath: str) -> None:
                 is_dir = entry.is_dir(follow_symlinks=True)
             except OSError as exc:
                 walk.problems.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
+                continue
+            if is_dir and is_sim_run and _DATA_NAME_RE.search(entry.name):
+                unreadable[entry.name] = "is a directory, not a data file; not used"
                 continue
             if is_dir:
                 if entry.name.endswith(RUNNING_SUFFIX):
@@ -332,11 +360,14 @@ def _walk_dir(walk: _Walk, abspath: str, relpath: str) -> None:
                     continue
                 if stat_mod.S_ISREG(st.st_mode):
                     files[entry.name] = FileStat(st.st_size, st.st_mtime_ns)
+                elif _DATA_NAME_RE.search(entry.name):
+                    unreadable[entry.name] = (f"not a regular file ({_file_type(st.st_mode)}); "
+                                              "cannot be read as data, not used")
             elif _VOLTAGE_ANY_RE.search(entry.name):
                 walk.problems.append((entry.path, "voltage file outside a sim-run folder (the "
                                       "folder name is not YYYYMMDD-HHMM_<uid>); not ingested"))
         if is_sim_run:
-            walk.folders.append(classify_folder(rel, path, files))
+            walk.folders.append(classify_folder(rel, path, files, unreadable))
         # real subdirectories: mark visited now, so a symlink to them is recognised later
         for sub_abs, sub_rel in reversed(subdirs):
             try:
