@@ -1,4 +1,11 @@
-"""Delta tables of a database: creation with the layout properties, and safe replacing writes."""
+"""Delta tables of a database: creation with the layout properties, and safe replacing writes.
+
+Every write is one Delta commit, retried on Delta's optimistic-concurrency conflicts (the writes
+are idempotent per sim-run folder, so a retry is always safe); when the retries run out,
+:class:`ConcurrentIngestError` says so in one line. A write whose rows carry columns that the
+stored table lacks (a table written by an older version) evolves the table's schema in the same
+commit (``mergeSchema``); old rows read the new columns as null.
+"""
 
 from __future__ import annotations
 
@@ -34,9 +41,34 @@ PARTITION_COLUMNS: dict[str, list[str]] = {
 STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
 
 
+#: Tables of the ingest's own bookkeeping, not database keys (readers need not know them).
+#: ``ingest_failed_folders``: one row per folder that a run could not commit, with the folder's
+#: fingerprint, so later runs skip it while its files stay unchanged.
+INGEST_FAILED_FOLDERS = pa.schema([
+    pa.field("sim_run", pa.string(), nullable=False),
+    pa.field("folder_fingerprint", pa.string()),
+    pa.field("strict", pa.bool_()),
+    pa.field("reason", pa.string()),
+    pa.field("run_id", pa.string()),
+    pa.field("time", pa.timestamp("us", tz="UTC")),
+])
+INGEST_TABLES: dict[str, pa.Schema] = {"ingest_failed_folders": INGEST_FAILED_FOLDERS}
+
+
+def table_schema(key: str) -> pa.Schema:
+    """Arrow schema of table ``key`` (a database key of ``schemas.TABLES`` or an ingest table)."""
+    if key in schemas.TABLES:
+        return schemas.TABLES[key]
+    return INGEST_TABLES[key]
+
+
+class ConcurrentIngestError(RuntimeError):
+    """Delta commits of another writer kept conflicting with ours until the retries ran out."""
+
+
 def table_properties(key: str) -> dict[str, str]:
     """Delta table properties of table ``key``: statistics on its key columns only."""
-    names = schemas.TABLES[key].names
+    names = table_schema(key).names
     stats = [c for c in STATS_COLUMNS if c in names][:2]
     return {
         "delta.dataSkippingStatsColumns": ",".join(stats),
@@ -70,21 +102,43 @@ def spark_schema(arrow_schema: pa.Schema) -> StructType:
 
 def is_retryable_conflict(exc: BaseException) -> bool:
     """True for a Delta concurrent-modification conflict that a retry of the write resolves."""
+    return conflict_name(exc) is not None
+
+
+def conflict_name(exc: BaseException) -> str | None:
+    """The Delta conflict (exception class or error class) named in ``exc``, or None."""
     text = f"{type(exc).__name__}: {exc}"
-    return any(marker in text for marker in _RETRYABLE)
+    found = [(text.find(marker), marker) for marker in _RETRYABLE if marker in text]
+    if not found:
+        return None
+    start = min(found)[0]
+    end = start
+    while end < len(text) and (text[end].isalnum() or text[end] in "_."):
+        end += 1
+    return text[start:end]
 
 
 def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
-    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts."""
+    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts.
+
+    Raises :class:`ConcurrentIngestError` (one line, naming ``what``) when the last attempt
+    still conflicts; other errors propagate unchanged.
+    """
     for attempt in range(1, attempts + 1):
         try:
             return action()
         except Exception as exc:  # py4j/Spark wrap Delta's exceptions; we match on the class name
-            if attempt == attempts or not is_retryable_conflict(exc):
+            if not is_retryable_conflict(exc):
                 raise
+            name = conflict_name(exc)
+            if attempt == attempts:
+                raise ConcurrentIngestError(
+                    f"{what}: concurrent Delta commits (another ingest into this database?) "
+                    f"conflicted {attempts} times ({name}); nothing committed is lost, "
+                    "rerun the ingest to complete it") from exc
             delay = min(10.0, 0.5 * 2**attempt) * (0.5 + random.random())
             log.warning("%s: concurrent Delta commit (%s), retry %d in %.1fs",
-                        what, str(exc).splitlines()[0][:160], attempt, delay)
+                        what, name, attempt, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -99,7 +153,7 @@ def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
 
     def create() -> None:
         builder = DeltaTable.createIfNotExists(spark).location(path)
-        builder = builder.addColumns(spark_schema(schemas.TABLES[key]))
+        builder = builder.addColumns(spark_schema(table_schema(key)))
         if key in PARTITION_COLUMNS:
             builder = builder.partitionedBy(*PARTITION_COLUMNS[key])
         for name, value in table_properties(key).items():
@@ -130,17 +184,30 @@ def replace_rows(df: DataFrame, db_root: str, key: str, sim_runs: Sequence[str],
     """Atomically replace the rows of ``sim_runs`` in table ``key`` by ``df`` (one commit).
 
     Idempotent: writing the same folders again gives the same table, whatever a crashed or
-    concurrent run left behind for those folders.
+    concurrent run left behind for those folders. No ``sim_runs``: nothing is written.
     """
-    path = ensure_table(spark_of(df), db_root, key)
+    if not sim_runs:
+        return
+    spark = spark_of(df)
+    path = ensure_table(spark, db_root, key)
     predicate = replace_predicate(sim_runs, extra_predicate)
-    ordered = df.select(*schemas.TABLES[key].names)
+    ordered = df.select(*table_schema(key).names)
 
     def write() -> None:
         writer = ordered.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+        if missing_columns(spark, path, key):
+            writer = writer.option("mergeSchema", "true")
         writer.save(path)
 
     with_conflict_retry(write, f"write {key}")
+
+
+def missing_columns(spark: SparkSession, path: str, key: str) -> list[str]:
+    """Columns of ``key``'s current schema that the stored table at ``path`` lacks."""
+    from delta.tables import DeltaTable
+
+    stored = set(DeltaTable.forPath(spark, path).toDF().columns)
+    return [name for name in table_schema(key).names if name not in stored]
 
 
 def delete_rows(spark: SparkSession, db_root: str, key: str, sim_runs: Sequence[str]) -> None:
@@ -156,10 +223,17 @@ def delete_rows(spark: SparkSession, db_root: str, key: str, sim_runs: Sequence[
 
 def append_rows(df: DataFrame, db_root: str, key: str) -> None:
     """Append ``df`` to table ``key`` (for logs such as ``ingest_errors``)."""
-    path = ensure_table(spark_of(df), db_root, key)
-    ordered = df.select(*schemas.TABLES[key].names)
-    with_conflict_retry(lambda: ordered.write.format("delta").mode("append").save(path),
-                        f"append {key}")
+    spark = spark_of(df)
+    path = ensure_table(spark, db_root, key)
+    ordered = df.select(*table_schema(key).names)
+
+    def write() -> None:
+        writer = ordered.write.format("delta").mode("append")
+        if missing_columns(spark, path, key):
+            writer = writer.option("mergeSchema", "true")
+        writer.save(path)
+
+    with_conflict_retry(write, f"append {key}")
 
 
 def spark_of(df: DataFrame) -> SparkSession:
