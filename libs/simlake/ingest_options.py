@@ -25,6 +25,17 @@ class IngestOptions:
     ``core`` (ISF meaning): build the core keys (metadata, filelist) for the new sim-run
     folders. With ``core=False`` nothing new is added; the selected keys are (re)built for the
     folders the database already holds (e.g. dendritic spike times at another threshold).
+
+    ``strict``: any rejected file fails its folder: nothing of that folder is written (see
+    ``simlake.spark.ingest``). ``refresh``: folders whose files changed since they were
+    ingested, and folders that failed in an earlier run, are ingested again.
+
+    ``pause_after``/``pause_file`` are a test hook, off by default: with
+    ``pause_after="STEP"`` or ``"STEP:N"`` the driver, on reaching STEP of commit batch N
+    (default 1), creates ``pause_file`` and waits until that file is deleted. STEP is a table
+    key (right after that table's commit), ``decoded`` (all files of the batch decoded, nothing
+    written yet) or ``pre-metadata`` (right before the completion record). The crash tests
+    SIGKILL the paused process; the concurrency tests release it.
     """
 
     simresult_path: str
@@ -41,13 +52,28 @@ class IngestOptions:
     strict: bool = False
     refresh: bool = False
     target_task_bytes: int = 128 * 1024 * 1024
-    batch_bytes: int = 8 * 1024**3
+    batch_bytes: int = 1024**3
     run_id: str | None = None
+    pause_after: str | None = None
+    pause_file: str | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "simresult_path", os.path.abspath(self.simresult_path))
         object.__setattr__(self, "db_path", os.path.abspath(self.db_path))
+        if bool(self.pause_after) != bool(self.pause_file):
+            raise ValueError("pause_after and pause_file go together (a test hook)")
+        if self.pause_after:
+            step, _, batch = self.pause_after.partition(":")
+            if not step or (batch and not batch.isdigit()):
+                raise ValueError(f"pause_after must be STEP or STEP:N, not {self.pause_after!r}")
+
+    def pause_point(self) -> tuple[str, int] | None:
+        """``(step, batch number)`` of the test hook, or None."""
+        if not self.pause_after:
+            return None
+        step, _, batch = self.pause_after.partition(":")
+        return step, int(batch or 1)
 
     @classmethod
     def from_defaults(cls, defaults: IngestDefaults, **kwargs) -> IngestOptions:

@@ -1,13 +1,44 @@
 """The ingest: a raw simrun tree into the Delta tables of a database (Spark side).
 
-Flow per commit batch of new sim-run folders (``DESIGN.md``, "Data flow"):
+Flow per commit batch of sim-run folders (``DESIGN.md``, "Data flow"):
 
 1. the driver plans file tasks from the discovery listing, packed in ``sim_trial_index`` order;
-2. executors read and decode the files (``mapInArrow``), rejected files go to an accumulator;
-3. each table's rows of the batch's folders are replaced in one Delta commit (``replaceWhere``
-   on ``sim_run``), so a rerun after a crash replaces whatever the crashed run left;
-4. ``metadata`` is written last: it is the completion record. A folder is in the database once
-   its metadata rows are committed; readers hide rows of folders that are not (yet) in it.
+2. executors read and decode the files (``mapInArrow``) into *persisted* frames; rejected files
+   come back through an accumulator. Nothing is written yet, so the driver now knows which
+   folders fail (no readable voltage trace; with ``--strict``: any rejection);
+3. each table's rows of the batch's good folders are written in one Delta commit
+   (``replaceWhere sim_run IN (...)``): idempotent, so a rerun replaces whatever a crashed or
+   concurrent run left for those folders;
+4. the batch's rejections go to ``ingest_errors`` (an append-only log, one row per rejected file
+   per run) and failed folders to ``ingest_failed_folders``;
+5. ``metadata`` is written last: it is the **completion record**.
+
+Crash safety (why a SIGKILL at any moment loses and duplicates nothing):
+
+- A folder is in the database once its ``metadata`` rows are committed, and only then. Readers
+  (the adapter) show rows of a table only for ``sim_run`` values present in ``metadata``; rows
+  that a killed run committed before its metadata are invisible leftovers.
+- The next run sees those folders as not yet ingested and ingests them again; its
+  ``replaceWhere`` on their ``sim_run`` values replaces the leftovers in every table, in one
+  commit per table. A killed Delta write leaves at most uncommitted data files, which Delta
+  ignores. So a rerun after a kill ends with exactly the tables of an uninterrupted run.
+- ``--refresh`` of a changed folder first deletes its metadata rows (hiding it), then replaces
+  its rows in every table, then writes its metadata: a kill in between leaves the folder hidden
+  and not ingested, and the next run ingests it as new. A refresh whose new files fail keeps the
+  stored version untouched (the failure is known before anything is written).
+- The test hook ``IngestOptions.pause_after`` stops the driver at a named step so that tests can
+  SIGKILL it there (see ``ingest_options``); it is off by default.
+
+Incremental runs: only folders not in ``metadata`` are read (``--refresh`` adds changed ones:
+names, sizes and mtimes of their files, ``metadata.folder_fingerprint``). Folders that failed are
+recorded with their fingerprint in ``ingest_failed_folders`` and not retried until their files
+change (or with ``--refresh``); a strict-mode failure is retried by a non-strict run. A run with
+nothing to do writes nothing at all. Before each batch the committed set is read again, so a
+concurrent run's folders are not done twice.
+
+``--strict``: any rejected file fails its folder, and a failed folder gets no row in any table
+(its rows are never written; leftovers of an earlier killed run are removed) and no metadata;
+its param files are checked in a scratch folder and not stored. The job then exits non-zero.
 """
 
 from __future__ import annotations
@@ -15,11 +46,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
+import posixpath
+import shutil
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -27,7 +61,15 @@ import pyarrow as pa
 from simlake import schemas
 from simlake.discovery import SimRunFolder, SimrunTree, discover
 from simlake.ingest_options import IngestOptions
-from simlake.ingest_plan import CELLS, DENDRITIC, SYNAPSES, VOLTAGE, FileTask, batches_by_bytes, pack_contiguous
+from simlake.ingest_plan import (
+    CELLS,
+    DENDRITIC,
+    SYNAPSES,
+    VOLTAGE,
+    FileTask,
+    batches_by_bytes,
+    pack_contiguous,
+)
 from simlake.layout import table_path
 from simlake.manifest import read_manifest, update_manifest
 from simlake.spark import executor_tasks, tables
@@ -41,6 +83,11 @@ _TASK_SCHEMA = pa.schema([
     ("kind", pa.string()), ("sim_run", pa.string()), ("path", pa.string()), ("fmt", pa.string()),
     ("trialnr", pa.int64()), ("trialnrs", pa.list_(pa.int64())), ("label", pa.string()),
 ])
+
+#: Tables decoded from raw files, in commit order.
+DECODED_TABLES = ("voltage_traces", "synapse_activation", "cell_activation", "dendritic_recordings")
+#: Scratch folder (inside the database) where ``--strict`` checks param files before storing.
+SCRATCH_DIR = ".ingest-scratch"
 
 
 @dataclass
@@ -70,6 +117,8 @@ class IngestSummary:
     folders_changed: list[str] = field(default_factory=list)
     folders_refreshed: list[str] = field(default_factory=list)
     folders_failed: list[str] = field(default_factory=list)
+    folders_failed_before: list[str] = field(default_factory=list)
+    folders_done_concurrently: list[str] = field(default_factory=list)
     skipped_running: list[str] = field(default_factory=list)
     trials: int = 0
     files_read: int = 0
@@ -91,6 +140,7 @@ class IngestSummary:
             f"  folders: {self.folders_found} found, {len(self.folders_new)} new, "
             f"{self.folders_already_present} already in the database, "
             f"{len(self.folders_refreshed)} refreshed, {len(self.folders_failed)} failed, "
+            f"{len(self.folders_failed_before)} failed before (unchanged, not retried), "
             f"{len(self.skipped_running)} skipped as _running",
             f"  trials ingested: {self.trials}; files read: {self.files_read} ({mb:.1f} MB)",
         ]
@@ -101,6 +151,11 @@ class IngestSummary:
         for sim_run in self.folders_changed:
             if sim_run not in self.folders_refreshed:
                 lines.append(f"  changed since ingest (use --refresh to replace): {sim_run}")
+        for sim_run in self.folders_failed_before:
+            lines.append("  failed in an earlier run, files unchanged (--refresh retries): "
+                         + sim_run)
+        for sim_run in self.folders_done_concurrently:
+            lines.append(f"  committed meanwhile by another run: {sim_run}")
         lines.append(f"  rejected: {len(self.rejections)}")
         lines.extend("    " + r.line() for r in self.rejections)
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -119,19 +174,103 @@ def folder_fingerprint(folder: SimRunFolder) -> str:
     return digest.hexdigest()
 
 
-def committed_folders(spark: SparkSession, db_path: str) -> dict[str, str]:
-    """sim_run -> folder fingerprint of every folder whose metadata is committed."""
+@dataclass(frozen=True)
+class FailedFolder:
+    """The latest ``ingest_failed_folders`` record of a folder."""
+
+    fingerprint: str | None
+    strict: bool
+    reason: str
+    run_id: str
+
+
+@dataclass
+class DatabaseState:
+    """What the database holds: committed folders (with their fingerprints, None where an older
+    version recorded none), and the latest failure of folders that are not committed."""
+
+    committed: dict[str, str | None] = field(default_factory=dict)
+    failed: dict[str, FailedFolder] = field(default_factory=dict)
+
+
+def _is_table(spark: SparkSession, db: str, key: str) -> bool:
     from delta.tables import DeltaTable
 
-    path = table_path(db_path, "metadata")
-    if not DeltaTable.isDeltaTable(spark, path):
+    return DeltaTable.isDeltaTable(spark, table_path(db, key))
+
+
+def committed_folders(spark: SparkSession, db_path: str) -> dict[str, str | None]:
+    """sim_run -> folder fingerprint of every folder whose metadata is committed."""
+    from pyspark.sql import functions as F
+
+    if not _is_table(spark, db_path, "metadata"):
         return {}
-    rows = (spark.read.format("delta").load(path)
-            .select("sim_run", "folder_fingerprint").distinct().collect())
-    return {r["sim_run"]: r["folder_fingerprint"] or "" for r in rows}
+    meta = spark.read.format("delta").load(table_path(db_path, "metadata"))
+    fingerprint = (F.col("folder_fingerprint") if "folder_fingerprint" in meta.columns
+                   else F.lit(None).cast("string"))
+    rows = meta.select("sim_run", fingerprint.alias("fp")).distinct().collect()
+    out: dict[str, str | None] = {}
+    for r in rows:  # an older version's rows (no fingerprint) and ours can mix in one folder
+        out[r["sim_run"]] = r["fp"] if out.get(r["sim_run"]) is None else out[r["sim_run"]]
+    return out
+
+
+def read_state(spark: SparkSession, db_path: str) -> DatabaseState:
+    """The committed folders and the recorded failures of the database ``db_path``."""
+    state = DatabaseState(committed=committed_folders(spark, db_path))
+    if _is_table(spark, db_path, "ingest_failed_folders"):
+        rows = (spark.read.format("delta").load(table_path(db_path, "ingest_failed_folders"))
+                .select("sim_run", "folder_fingerprint", "strict", "reason", "run_id", "time")
+                .collect())
+        for r in sorted(rows, key=lambda r: (r["time"], r["run_id"] or "")):
+            if r["sim_run"] not in state.committed:
+                state.failed[r["sim_run"]] = FailedFolder(r["folder_fingerprint"],
+                                                          bool(r["strict"]), r["reason"] or "",
+                                                          r["run_id"] or "")
+    return state
 
 
 # --------------------------------------------------------------------------- planning
+
+
+def plan_folders(tree: SimrunTree, state: DatabaseState, opts: IngestOptions,
+                 summary: IngestSummary) -> list[SimRunFolder]:
+    """The folders this run ingests, in ``sim_trial_index`` order; fills the summary's counts."""
+    if not opts.core:
+        todo = [f for f in tree.folders if f.sim_run in state.committed]
+        summary.folders_already_present = len(todo)
+        return todo
+    todo = []
+    unknown = 0
+    for f in tree.folders:
+        fingerprint = folder_fingerprint(f)
+        if f.sim_run in state.committed:
+            stored = state.committed[f.sim_run]
+            if stored is None:
+                unknown += 1
+                if opts.refresh:
+                    todo.append(f)
+                    summary.folders_refreshed.append(f.sim_run)
+            elif stored != fingerprint:
+                summary.folders_changed.append(f.sim_run)
+                if opts.refresh:
+                    todo.append(f)
+                    summary.folders_refreshed.append(f.sim_run)
+            continue
+        failed = state.failed.get(f.sim_run)
+        if (failed is not None and failed.fingerprint == fingerprint and not opts.refresh
+                and (opts.strict or not failed.strict)):
+            summary.folders_failed_before.append(f.sim_run)
+            continue
+        todo.append(f)
+        summary.folders_new.append(f.sim_run)
+    if unknown:
+        then = "(re-ingested now)" if opts.refresh else "(--refresh re-ingests them)"
+        summary.notes.append(f"{unknown} folders were ingested by a version that recorded no "
+                             f"folder fingerprint: changes cannot be detected {then}")
+    summary.folders_already_present = sum(1 for f in tree.folders if f.sim_run in state.committed)
+    todo.sort(key=lambda f: f.sim_run + "/")
+    return todo
 
 
 def voltage_tasks(folders: Iterable[SimRunFolder]) -> list[FileTask]:
@@ -147,18 +286,21 @@ def voltage_tasks(folders: Iterable[SimRunFolder]) -> list[FileTask]:
 
 def trial_file_tasks(folders: Iterable[SimRunFolder], trials: dict[str, set[int]],
                      rejections: list[Rejection]) -> tuple[list[FileTask], list[FileTask]]:
-    """Synapse and presynaptic-cell tasks for the trials that have a voltage trace."""
+    """Synapse and presynaptic-cell tasks for the trials that have a voltage trace.
+
+    Files of a folder without any trial are not read (the folder fails as a whole); a file of a
+    trial missing from the folder's voltage traces is rejected.
+    """
     synapse_tasks, cell_tasks = [], []
     for f in folders:
         have = trials.get(f.sim_run)
+        if not have:
+            continue
         for kind, files, out in ((SYNAPSES, f.synapse_files, synapse_tasks),
                                  (CELLS, f.cell_files, cell_tasks)):
             for trialnr, name in sorted(files.items()):
                 path = f"{f.abspath}/{name}"
-                if have is None:
-                    rejections.append(Rejection(path, f.sim_run, kind,
-                                                "skipped: the folder has no readable voltage file"))
-                elif trialnr not in have:
+                if trialnr not in have:
                     rejections.append(Rejection(path, f.sim_run, kind,
                                                 f"no voltage trace for trial {trialnr}"))
                 else:
@@ -170,7 +312,7 @@ def dendritic_tasks(folders: Iterable[SimRunFolder], trials: dict[str, set[int]]
     """One task per dendritic recording file of folders with trials."""
     tasks = []
     for f in folders:
-        if f.sim_run not in trials:
+        if not trials.get(f.sim_run):
             continue
         for label, name in sorted(f.dendritic_files.items()):
             tasks.append(FileTask(DENDRITIC, f.sim_run, f"{f.abspath}/{name}", f.files[name].size,
@@ -226,127 +368,242 @@ def _range_layout(df: DataFrame, key: str, rows_per_file: int, n_rows: int) -> D
 # --------------------------------------------------------------------------- the run
 
 
-def ingest(spark: SparkSession, opts: IngestOptions, tree: SimrunTree | None = None) -> IngestSummary:
+def ingest(spark: SparkSession, opts: IngestOptions,
+           tree: SimrunTree | None = None) -> IngestSummary:
     """Ingest ``opts.simresult_path`` into the database ``opts.db_path``; returns the summary.
 
     Only sim-run folders not yet in the database are read (``refresh`` also replaces folders
     whose files changed). Safe to rerun after a crash, and to run concurrently.
     """
     started = time.monotonic()
-    run_id = opts.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-")
+    run_id = opts.run_id or stamp + uuid.uuid4().hex[:8]
     summary = IngestSummary(run_id=run_id, db_path=opts.db_path, simresult_path=opts.simresult_path)
     _check_simresult_path(opts)
 
     tree = tree or discover(opts.simresult_path)
     summary.folders_found = len(tree.folders)
     summary.skipped_running = list(tree.skipped_running)
-    for path, reason in tree.problems:
-        summary.rejections.append(Rejection(path, None, "listing", reason))
+    tree_rejections = [Rejection(path, None, "listing", reason) for path, reason in tree.problems]
+    summary.rejections.extend(tree_rejections)
 
-    committed = committed_folders(spark, opts.db_path)
-    if opts.core:
-        todo = [f for f in tree.folders if f.sim_run not in committed]
-        for f in tree.folders:
-            if f.sim_run in committed and committed[f.sim_run] != folder_fingerprint(f):
-                summary.folders_changed.append(f.sim_run)
-                if opts.refresh:
-                    todo.append(f)
-                    summary.folders_refreshed.append(f.sim_run)
-        summary.folders_already_present = len(tree.folders) - len(todo) + len(summary.folders_refreshed)
-        summary.folders_new = [f.sim_run for f in todo if f.sim_run not in committed]
-        todo.sort(key=lambda f: f.sim_run + "/")
-    else:
-        todo = [f for f in tree.folders if f.sim_run in committed]
-        summary.folders_already_present = len(todo)
-    for f in todo:
-        for path, reason in f.problems:
-            summary.rejections.append(Rejection(path, f.sim_run, "listing", reason))
+    state = read_state(spark, opts.db_path)
+    todo = plan_folders(tree, state, opts, summary)
+    refresh = set(summary.folders_refreshed)
 
     batches = batches_by_bytes(todo, opts.batch_bytes)
     for number, batch in enumerate(batches, 1):
+        if number > 1 and opts.core:  # a concurrent run may have committed some meanwhile
+            now = committed_folders(spark, opts.db_path)
+            done = [f.sim_run for f in batch if f.sim_run in now and f.sim_run not in refresh]
+            summary.folders_done_concurrently.extend(done)
+            batch = [f for f in batch if f.sim_run not in set(done)]
+            state.committed.update(now)
         log.info("batch %d/%d: %d folders, %.1f MB", number, len(batches), len(batch),
                  sum(f.total_bytes for f in batch) / 1e6)
-        _ingest_batch(spark, opts, batch, run_id, summary)
+        _ingest_batch(spark, opts, batch, run_id, summary, state, number,
+                      tree_rejections if number == 1 else [])
 
-    if summary.rejections and todo:  # a run with nothing to do writes nothing, not even errors
-        _record_rejections(spark, opts.db_path, run_id, summary.rejections)
-    if opts.core and todo:
-        _update_manifest(spark, opts)
+    if opts.core:
+        _update_manifest(spark, opts, wrote=bool(todo))
     summary.seconds = time.monotonic() - started
     return summary
+
+
+class DatabaseMismatchError(ValueError):
+    """The database was built from another raw tree."""
 
 
 def _check_simresult_path(opts: IngestOptions) -> None:
     known = read_manifest(opts.db_path).get("simresult_path")
     if known and known != opts.simresult_path:
-        raise ValueError(f"{opts.db_path}: database holds {known}, not {opts.simresult_path}; "
+        raise DatabaseMismatchError(f"{opts.db_path}: database holds {known}, "
+                                    f"not {opts.simresult_path}; "
                          "one database per simresult_path")
 
 
+def _checkpoint(opts: IngestOptions, step: str, batch: int) -> None:
+    """The test hook: wait at ``step`` of ``batch`` while ``opts.pause_file`` exists."""
+    if opts.pause_point() != (step, batch):
+        return
+    path = opts.pause_file
+    assert path is not None  # IngestOptions checks that pause_after comes with pause_file
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(f"{os.getpid()} {step}:{batch}\n")
+    os.replace(tmp, path)
+    log.warning("test hook: paused after %s of batch %d until %s is deleted", step, batch, path)
+    while os.path.exists(path):
+        time.sleep(0.05)
+    log.warning("test hook: released at %s of batch %d", step, batch)
+
+
+@dataclass
+class _Decoded:
+    """A persisted frame of decoded rows and its row count per sim_run."""
+
+    frame: DataFrame
+    rows: dict[str, int]
+
+
+def _decode_persisted(spark: SparkSession, key: str, tasks: list[FileTask], opts: IngestOptions,
+                      errors, keep: list[DataFrame]) -> _Decoded:
+    """Decode ``tasks`` and keep the rows (memory, spilling to disk) for the writes to come.
+
+    Materialising the frame here runs every decoder, so all rejections are known before
+    anything is written.
+    """
+    from pyspark import StorageLevel
+
+    _progress(key, tasks)
+    frame = decoded_frame(spark, key, tasks, opts.target_task_bytes, errors)
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    keep.append(frame)
+    counts = {r["sim_run"]: int(r["count"]) for r in frame.groupBy("sim_run").count().collect()}
+    return _Decoded(frame, counts)
+
+
 def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRunFolder],
-                  run_id: str, summary: IngestSummary) -> None:
+                  run_id: str, summary: IngestSummary, state: DatabaseState, number: int,
+                  extra_rejections: list[Rejection]) -> None:
+    if not folders:
+        return
     errors = _error_accumulator(spark)
-    sim_runs = [f.sim_run for f in folders]
-    wanted = opts.tables()
-    rejections: list[Rejection] = []
     db = opts.db_path
-
-    # 1. voltage traces define the trials of each folder
-    if "voltage_traces" in wanted and opts.core:
-        tasks = voltage_tasks(folders)
-        _count_read(summary, tasks)
-        frame = decoded_frame(spark, "voltage_traces", tasks, opts.target_task_bytes, errors)
-        _progress("voltage_traces", tasks)
-        tables.replace_rows(frame, db, "voltage_traces", sim_runs)
-    trials = _trials_of(spark, db, sim_runs)
-
-    # 2. per-trial activation files, dendritic recordings
-    if "synapse_activation" in wanted:
-        synapse_tasks, cell_tasks = trial_file_tasks(folders, trials, rejections)
-        for key, tasks in (("synapse_activation", synapse_tasks), ("cell_activation", cell_tasks)):
+    wanted = opts.tables()
+    sim_runs = [f.sim_run for f in folders]
+    rejections = [Rejection(path, f.sim_run, "listing", reason)
+                  for f in folders for path, reason in f.problems]
+    keep: list[DataFrame] = []
+    scratch = os.path.join(db, SCRATCH_DIR, run_id)
+    try:
+        # 1. decode everything, write nothing: voltage traces define the trials of each folder
+        decoded: dict[str, _Decoded] = {}
+        if opts.core:
+            tasks = voltage_tasks(folders)
             _count_read(summary, tasks)
-            _progress(key, tasks)
-            frame = decoded_frame(spark, key, tasks, opts.target_task_bytes, errors)
-            tables.replace_rows(frame, db, key, sim_runs)
-    if "dendritic_recordings" in wanted and (opts.dendritic_voltage_traces or opts.core):
-        tasks = dendritic_tasks(folders, trials)
-        _count_read(summary, tasks)
-        _progress("dendritic_recordings", tasks)
-        frame = decoded_frame(spark, "dendritic_recordings", tasks, opts.target_task_bytes, errors)
-        tables.replace_rows(frame, db, "dendritic_recordings", sim_runs)
+            decoded["voltage_traces"] = _decode_persisted(spark, "voltage_traces", tasks, opts,
+                                                          errors, keep)
+            trials = _trials_from(decoded["voltage_traces"].frame)
+        else:
+            trials = _trials_of(spark, db, sim_runs)
+        if "synapse_activation" in wanted:
+            synapse_tasks, cell_tasks = trial_file_tasks(folders, trials, rejections)
+            for key, tasks in (("synapse_activation", synapse_tasks),
+                               ("cell_activation", cell_tasks)):
+                _count_read(summary, tasks)
+                decoded[key] = _decode_persisted(spark, key, tasks, opts, errors, keep)
+        if "dendritic_recordings" in wanted and (opts.dendritic_voltage_traces or opts.core):
+            tasks = dendritic_tasks(folders, trials)
+            _count_read(summary, tasks)
+            decoded["dendritic_recordings"] = _decode_persisted(spark, "dendritic_recordings",
+                                                                tasks, opts, errors, keep)
+        if opts.strict and "parameterfiles" in wanted:  # check them without storing any
+            _store_param_files(spark, scratch, [f for f in folders if trials.get(f.sim_run)],
+                               errors)
+        rejections.extend(_accumulated(errors))
+        _checkpoint(opts, "decoded", number)
 
-    # 3. spike times, computed on the executors from the stored traces
-    n_trials = sum(len(v) for v in trials.values())
-    if "spike_times" in wanted:
-        _write_spikes(spark, db, "spike_times", "voltage_traces", sim_runs,
-                      opts.spike_threshold, n_trials)
-    if "dendritic_spike_times" in wanted:
-        _write_spikes(spark, db, "dendritic_spike_times", "dendritic_recordings", sim_runs,
-                      opts.dendritic_spike_times_threshold, n_trials)
+        # 2. decide: which folders are written
+        failed = _failed_folders(folders, trials, rejections, opts.strict)
+        good = [f for f in folders if f.sim_run not in failed]
+        good_runs = [f.sim_run for f in good]
+        # a failed folder that is committed keeps its stored rows (a failed refresh, or a
+        # --no-core run); one that is not loses the invisible leftovers of crashed runs
+        targets = good_runs + [s for s in sorted(failed) if s not in state.committed and opts.core]
+        for sim_run, reason in sorted(failed.items()):
+            folder = next(f for f in folders if f.sim_run == sim_run)
+            if sim_run in state.committed:
+                reason += "; the stored version is kept"
+            rejections.append(Rejection(folder.abspath, sim_run, "folder", reason))
+        if opts.core:  # hide refreshed folders while their tables are replaced
+            tables.delete_rows(spark, db, "metadata",
+                               [s for s in good_runs if s in state.committed])
 
-    # 4. parameter files: stored once per content hash by the executors
-    param_hashes = None
-    if "parameterfiles" in wanted:
-        param_hashes = _store_param_files(spark, db, folders, errors)
+        # 3. the tables, one commit each
+        for key in DECODED_TABLES:
+            if key in decoded:
+                frame = decoded[key].frame.where(_in("sim_run", good_runs))
+                tables.replace_rows(frame, db, key, targets)
+                _checkpoint(opts, key, number)
+        n_trials = sum(len(trials.get(s, ())) for s in good_runs)
+        for key, source, threshold in (
+                ("spike_times", "voltage_traces", opts.spike_threshold),
+                ("dendritic_spike_times", "dendritic_recordings",
+                 opts.dendritic_spike_times_threshold)):
+            if key in wanted:
+                _write_spikes(spark, db, key, decoded.get(source), source, good_runs, targets,
+                              threshold, n_trials)
+                _checkpoint(opts, key, number)
+        if "parameterfiles" in wanted:
+            hashes = _store_param_files(spark, db, good, errors)
+            seen = {astuple(r) for r in rejections}
+            rejections.extend(r for r in _accumulated(errors) if astuple(r) not in seen)
+            _write_parameterfiles(spark, db, good, trials, hashes, targets)
+            _checkpoint(opts, "parameterfiles", number)
 
-    rejections.extend(Rejection(*r) for r in sorted(set(map(tuple, errors.value))))
-    failed = _failed_folders(folders, trials, rejections, opts.strict)
-    if failed and opts.strict:
-        for key in wanted:
-            tables.delete_rows(spark, db, key, failed)
-    good = [f for f in folders if f.sim_run not in set(failed)]
-    if param_hashes is not None:
-        _write_parameterfiles(spark, db, good, trials, param_hashes, sim_runs)
+        # 4. the logs, before the completion record (a kill after it reports again, not never)
+        logged = extra_rejections + rejections
+        if logged:
+            _record_rejections(spark, db, run_id, logged)
+            _checkpoint(opts, "ingest_errors", number)
+        uncommitted_failures = {s: r for s, r in failed.items() if s not in state.committed}
+        if opts.core and uncommitted_failures:
+            _record_failed_folders(spark, db, run_id, folders, uncommitted_failures, opts.strict)
+            _checkpoint(opts, "ingest_failed_folders", number)
 
-    # 5. the completion record, last
-    if opts.core:
-        _write_metadata(spark, db, good, trials, run_id, sim_runs)
-        summary.trials += sum(len(trials.get(f.sim_run, ())) for f in good)
-    summary.folders_failed.extend(failed)
+        # 5. the completion record, last
+        _checkpoint(opts, "pre-metadata", number)
+        if opts.core:
+            _write_metadata(spark, db, good, trials, run_id, targets)
+            state.committed.update({f.sim_run: folder_fingerprint(f) for f in good})
+            _checkpoint(opts, "metadata", number)
+            summary.trials += n_trials
+    finally:
+        for frame in keep:
+            frame.unpersist()
+        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_empty(os.path.join(db, SCRATCH_DIR))
+
+    summary.folders_failed.extend(sorted(failed))
     summary.rejections.extend(rejections)
-    for key in wanted:
-        if key != "metadata" or opts.core:
-            summary.rows[key] = summary.rows.get(key, 0) + _count_rows(spark, db, key, sim_runs)
+    _add_row_counts(summary, wanted, decoded, good_runs, n_trials, opts.core)
+
+
+def _in(column: str, values: Sequence[str]):
+    from pyspark.sql import functions as F
+
+    return F.col(column).isin(list(values)) if values else F.lit(False)
+
+
+def _accumulated(errors) -> list[Rejection]:
+    """Rejections reported by the executors so far (retried tasks may repeat one: de-duplicated)."""
+    return [Rejection(*r) for r in sorted(set(map(tuple, errors.value)))]
+
+
+def _remove_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _add_row_counts(summary: IngestSummary, wanted: list[str], decoded: dict[str, _Decoded],
+                    good_runs: list[str], n_trials: int, core: bool) -> None:
+    def add(key: str, n: int) -> None:
+        summary.rows[key] = summary.rows.get(key, 0) + n
+
+    for key, d in decoded.items():
+        add(key, sum(d.rows.get(s, 0) for s in good_runs))
+    if "spike_times" in wanted:
+        add("spike_times", n_trials)
+    if "dendritic_spike_times" in wanted and "dendritic_recordings" in decoded:
+        add("dendritic_spike_times",
+            sum(decoded["dendritic_recordings"].rows.get(s, 0) for s in good_runs))
+    if "parameterfiles" in wanted:
+        add("parameterfiles", n_trials)
+    if core:
+        add("metadata", n_trials)
 
 
 def _progress(key: str, tasks: list[FileTask]) -> None:
@@ -359,30 +616,36 @@ def _count_read(summary: IngestSummary, tasks: list[FileTask]) -> None:
     summary.bytes_read += sum(t.size for t in tasks)
 
 
-def _trials_of(spark: SparkSession, db: str, sim_runs: Sequence[str]) -> dict[str, set[int]]:
-    """sim_run -> trial numbers present in the stored voltage traces of these folders."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, table_path(db, "voltage_traces")):
-        return {}
-    rows = _batch_rows(spark, db, "voltage_traces", sim_runs).select("sim_run", "trialnr").collect()
+def _trials_from(frame: DataFrame) -> dict[str, set[int]]:
+    """sim_run -> trial numbers of decoded voltage rows."""
     trials: dict[str, set[int]] = defaultdict(set)
-    for row in rows:
+    for row in frame.select("sim_run", "trialnr").collect():
         trials[row["sim_run"]].add(int(row["trialnr"]))
     return dict(trials)
 
 
-def _write_spikes(spark: SparkSession, db: str, key: str, source: str, sim_runs: Sequence[str],
-                  threshold: float, n_trials: int) -> None:
-    from delta.tables import DeltaTable
+def _trials_of(spark: SparkSession, db: str, sim_runs: Sequence[str]) -> dict[str, set[int]]:
+    """sim_run -> trial numbers of these folders in the stored completion record."""
+    if not _is_table(spark, db, "metadata"):
+        return {}
+    return _trials_from(_batch_rows(spark, db, "metadata", sim_runs))
 
-    if not DeltaTable.isDeltaTable(spark, table_path(db, source)):
+
+def _write_spikes(spark: SparkSession, db: str, key: str, source: _Decoded | None,
+                  source_key: str, good_runs: Sequence[str], targets: Sequence[str],
+                  threshold: float, n_trials: int) -> None:
+    """Spike times of the good folders at ``threshold``, from the decoded traces of this batch
+    (or, with ``--no-core``, from the stored ones)."""
+    if source is not None:
+        rows = source.frame.where(_in("sim_run", good_runs))
+    elif _is_table(spark, db, source_key) and good_runs:
+        rows = _batch_rows(spark, db, source_key, good_runs)
+    else:
         return
-    rows = _batch_rows(spark, db, source, sim_runs)
     spikes = rows.mapInArrow(executor_tasks.spike_batches(key, threshold),
                              tables.spark_schema(schemas.TABLES[key]))
     spikes = _range_layout(spikes, key, rows_per_file=200_000, n_rows=n_trials)
-    tables.replace_rows(spikes, db, key, sim_runs, extra_predicate=f"threshold = {threshold!r}")
+    tables.replace_rows(spikes, db, key, targets, extra_predicate=f"threshold = {threshold!r}")
 
 
 def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors):
@@ -400,7 +663,8 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
 
 
 def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFolder],
-                          trials: dict[str, set[int]], hashes: dict, sim_runs: Sequence[str]) -> None:
+                          trials: dict[str, set[int]], hashes: dict,
+                          targets: Sequence[str]) -> None:
     rows = []
     for f in folders:
         info = hashes.get(f.sim_run, {})
@@ -410,11 +674,11 @@ def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFold
                          info.get("hash_neuron"), info.get("hash_network")))
     df = spark.createDataFrame(rows, tables.spark_schema(schemas.PARAMETERFILES))
     df = _range_layout(df, "parameterfiles", rows_per_file=500_000, n_rows=len(rows))
-    tables.replace_rows(df, db, "parameterfiles", sim_runs)
+    tables.replace_rows(df, db, "parameterfiles", targets)
 
 
 def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
-                    trials: dict[str, set[int]], run_id: str, sim_runs: Sequence[str]) -> None:
+                    trials: dict[str, set[int]], run_id: str, targets: Sequence[str]) -> None:
     rows = []
     for f in folders:
         fingerprint = folder_fingerprint(f)
@@ -424,39 +688,64 @@ def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
                          run_id, fingerprint))
     df = spark.createDataFrame(rows, tables.spark_schema(schemas.METADATA))
     df = _range_layout(df, "metadata", rows_per_file=500_000, n_rows=len(rows))
-    tables.replace_rows(df, db, "metadata", sim_runs)
+    tables.replace_rows(df, db, "metadata", targets)
 
 
 def _failed_folders(folders: list[SimRunFolder], trials: dict[str, set[int]],
-                    rejections: list[Rejection], strict: bool) -> list[str]:
-    """Folders that must not be committed: no trials at all, or (strict) any rejection."""
-    failed = {f.sim_run for f in folders if not trials.get(f.sim_run)}
-    if strict:
-        failed |= {r.sim_run for r in rejections if r.sim_run}
-        failed |= {f.sim_run for f in folders if f.problems}
-    return sorted(failed)
+                    rejections: list[Rejection], strict: bool) -> dict[str, str]:
+    """sim_run -> reason, for folders that must not be written: no trials at all, or (strict)
+    any rejection."""
+    failed: dict[str, str] = {}
+    rejected: dict[str, int] = defaultdict(int)
+    for r in rejections:
+        if r.sim_run:
+            rejected[r.sim_run] += 1
+    for f in folders:
+        if not trials.get(f.sim_run):
+            failed[f.sim_run] = ("not ingested: no readable voltage trace"
+                                 + (f" ({f.n_trial_files} trial files not read)"
+                                    if f.n_trial_files else ""))
+        elif strict and rejected.get(f.sim_run):
+            n = rejected[f.sim_run]
+            failed[f.sim_run] = (f"not ingested (--strict): {n} rejected "
+                                 f"{'file' if n == 1 else 'files'} in this folder")
+    return failed
 
 
-def _count_rows(spark: SparkSession, db: str, key: str, sim_runs: Sequence[str]) -> int:
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, table_path(db, key)):
-        return 0
-    return _batch_rows(spark, db, key, sim_runs).count()
-
-
-def _record_rejections(spark: SparkSession, db: str, run_id: str, rejections: list[Rejection]) -> None:
+def _record_rejections(spark: SparkSession, db: str, run_id: str,
+                       rejections: list[Rejection]) -> None:
     now = dt.datetime.now(dt.UTC)
     rows = [(r.path, r.sim_run, r.kind, r.reason, run_id, now) for r in rejections]
     df = spark.createDataFrame(rows, tables.spark_schema(schemas.INGEST_ERRORS))
     tables.append_rows(df.coalesce(1), db, "ingest_errors")
 
 
-def _update_manifest(spark: SparkSession, opts: IngestOptions) -> None:
-    import posixpath
+def _record_failed_folders(spark: SparkSession, db: str, run_id: str,
+                           folders: list[SimRunFolder], failed: dict[str, str],
+                           strict: bool) -> None:
+    now = dt.datetime.now(dt.UTC)
+    rows = [(f.sim_run, folder_fingerprint(f), strict, failed[f.sim_run], run_id, now)
+            for f in folders if f.sim_run in failed]
+    df = spark.createDataFrame(rows, tables.spark_schema(tables.INGEST_FAILED_FOLDERS))
+    tables.append_rows(df.coalesce(1), db, "ingest_failed_folders")
 
+
+def _update_manifest(spark: SparkSession, opts: IngestOptions, wrote: bool) -> None:
+    """Record ``simresult_path`` and the ``filelist`` of the committed folders in the manifest.
+
+    Also after a run that wrote nothing, when the manifest lags behind ``metadata`` (a run
+    killed after its last metadata commit).
+    """
+    if not _is_table(spark, opts.db_path, "metadata"):
+        return
     meta = spark.read.format("delta").load(table_path(opts.db_path, "metadata"))
     pairs = meta.select("sim_run", "voltage_traces_file_name").distinct().collect()
     filelist = sorted(posixpath.join(r["sim_run"], r["voltage_traces_file_name"])
                       for r in pairs if r["voltage_traces_file_name"])
+    manifest = read_manifest(opts.db_path)
+    same_root = manifest.get("simresult_path") == opts.simresult_path
+    if manifest.get("filelist") == filelist and same_root:
+        return
+    if not wrote:
+        log.info("manifest lagged behind metadata: updated")
     update_manifest(opts.db_path, simresult_path=opts.simresult_path, filelist=filelist)

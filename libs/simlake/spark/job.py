@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-gb", type=float, default=None, help="raw GB per commit batch")
     parser.add_argument("--synth-trials", type=int, default=25,
                         help="trials per folder of the generated sample tree")
+    parser.add_argument("--pause-after", default=None, metavar="STEP[:N]",
+                        help="test hook: on reaching STEP (a table key, 'decoded' or "
+                             "'pre-metadata') of commit batch N, create --pause-file and wait "
+                             "until it is deleted")
+    parser.add_argument("--pause-file", default=None, help="test hook: see --pause-after")
 
 
 def options_from_args(args: argparse.Namespace) -> IngestOptions:
@@ -67,6 +72,8 @@ def options_from_args(args: argparse.Namespace) -> IngestOptions:
         refresh=args.refresh,
         target_task_bytes=int(args.target_task_mb * 2**20) if args.target_task_mb else None,
         batch_bytes=int(args.batch_gb * 2**30) if args.batch_gb else None,
+        pause_after=args.pause_after,
+        pause_file=args.pause_file,
     )
 
 
@@ -75,6 +82,15 @@ def run(spark: SparkSession, opts: IngestOptions) -> IngestSummary:
     from simlake.spark.ingest import ingest
 
     return ingest(spark, opts)
+
+
+#: Exit codes of the ingest job.
+EXIT_OK, EXIT_FAILED, EXIT_REJECTED, EXIT_CONCURRENT = 0, 1, 2, 3
+
+
+def exit_code(opts: IngestOptions, summary: IngestSummary) -> int:
+    """0, or ``EXIT_REJECTED`` when ``--strict`` and any file or folder was rejected."""
+    return EXIT_REJECTED if opts.strict and summary.rejections else EXIT_OK
 
 
 def _ensure_demo_tree(args: argparse.Namespace) -> None:
@@ -100,17 +116,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     _ensure_demo_tree(args)
-    opts = options_from_args(args)
+    try:
+        opts = options_from_args(args)
+    except ValueError as exc:
+        print(f"simlake ingest: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not os.path.isdir(opts.simresult_path):
+        print(f"simlake ingest: {opts.simresult_path}: not a directory", file=sys.stderr)
+        return EXIT_FAILED
     profile = load_spark_profile(args.profile, args.conf_dir)
 
+    from simlake.spark.ingest import DatabaseMismatchError
     from simlake.spark.session import build_session
+    from simlake.spark.tables import ConcurrentIngestError
 
     spark = build_session(profile)
     try:
         summary = run(spark, opts)
+    except ConcurrentIngestError as exc:
+        print(f"simlake ingest: {exc}", file=sys.stderr)
+        return EXIT_CONCURRENT
+    except DatabaseMismatchError as exc:
+        print(f"simlake ingest: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         spark.stop()
     print(summary)
-    if opts.strict and summary.rejections:
-        return 2
-    return 0
+    return exit_code(opts, summary)
