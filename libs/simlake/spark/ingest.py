@@ -345,7 +345,14 @@ def decoded_frame(spark: SparkSession, key: str, tasks: list[FileTask], target_b
     frame = task_frame(spark, groups)
     decoded = frame.mapInArrow(executor_tasks.decode_files(key, errors),
                                tables.spark_schema(schemas.TABLES[key]))
-    return decoded.sortWithinPartitions(*_sort_columns(key))
+    if key in tables.PARTITION_COLUMNS:
+        # the writer clusters rows by the partition column: make that order explicit and total
+        # (one row per trial and site, so the sort cannot reorder anything that matters)
+        return decoded.sortWithinPartitions(*_sort_columns(key))
+    # Rows already come out in key order (tasks are sorted, each file's rows are in trial and
+    # line order). No sort: it costs a full pass, and an unstable sort on sim_trial_index alone
+    # could reorder a trial's synapse lines after a spill.
+    return decoded
 
 
 def _sort_columns(key: str) -> list[str]:
