@@ -105,10 +105,10 @@ def is_retryable_conflict(exc: BaseException) -> bool:
     return conflict_name(exc) is not None
 
 
-def conflict_name(exc: BaseException) -> str | None:
+def conflict_name(exc: BaseException, also: tuple[str, ...] = ()) -> str | None:
     """The Delta conflict (exception class or error class) named in ``exc``, or None."""
     text = f"{type(exc).__name__}: {exc}"
-    found = [(text.find(marker), marker) for marker in _RETRYABLE if marker in text]
+    found = [(text.find(marker), marker) for marker in _RETRYABLE + also if marker in text]
     if not found:
         return None
     start = min(found)[0]
@@ -118,8 +118,10 @@ def conflict_name(exc: BaseException) -> str | None:
     return text[start:end]
 
 
-def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
-    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts.
+def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6,
+                        also: tuple[str, ...] = ()) -> T:
+    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts (and on the
+    error classes in ``also``).
 
     Raises :class:`ConcurrentIngestError` (one line, naming ``what``) when the last attempt
     still conflicts; other errors propagate unchanged.
@@ -128,9 +130,9 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
         try:
             return action()
         except Exception as exc:  # py4j/Spark wrap Delta's exceptions; we match on the class name
-            if not is_retryable_conflict(exc):
+            name = conflict_name(exc, also)
+            if name is None:
                 raise
-            name = conflict_name(exc)
             if attempt == attempts:
                 raise ConcurrentIngestError(
                     f"{what}: concurrent Delta commits (another ingest into this database?) "
@@ -160,7 +162,9 @@ def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
             builder = builder.property(name, value)
         builder.execute()
 
-    with_conflict_retry(create, f"create {key}")
+    # another writer creating the same table has its folder but not yet its first commit
+    with_conflict_retry(create, f"create {key}",
+                        also=("DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",))
     return path
 
 
