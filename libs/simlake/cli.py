@@ -15,6 +15,16 @@ def _synth(argv: list[str]) -> int:
     return synth.run(parser.parse_args(argv))
 
 
+def _badcorpus(argv: list[str]) -> int:
+    from simlake import badinput
+
+    parser = argparse.ArgumentParser(prog="simlake badcorpus",
+                                     description="Write a generated raw simrun tree with one "
+                                                 "damaged file per kind of bad input.")
+    badinput.add_arguments(parser)
+    return badinput.run(parser.parse_args(argv))
+
+
 def _ingest(argv: list[str]) -> int:
     from simlake.spark.job import main
 
@@ -38,6 +48,7 @@ COMMANDS = {
     "ingest": (_ingest, "ingest a raw simrun tree into Delta tables (Spark)"),
     "register": (_register, "register a database's tables and views in the Spark SQL catalog"),
     "sql": (_sql, "run a Spark SQL query over a database and print or save the result"),
+    "badcorpus": (_badcorpus, "write a raw simrun tree with every kind of damaged input"),
 }
 
 
