@@ -1,0 +1,96 @@
+"""Which folders a run takes, from the listing and the database state (no JVM)."""
+
+from __future__ import annotations
+
+import pytest
+
+from simlake.discovery import FileStat, SimrunTree, classify_folder
+from simlake.ingest_options import IngestOptions
+from simlake.spark.ingest import (
+    DatabaseState,
+    FailedFolder,
+    IngestSummary,
+    folder_fingerprint,
+    plan_folders,
+)
+from simlake.spark.job import EXIT_OK, EXIT_REJECTED, exit_code
+
+NAMES = ["20150815-1530_20240", "20150816-1530_20241", "20150817-1530_20242",
+         "20150818-1530_20243", "20150819-1530_20244", "20150820-1530_20245"]
+
+
+def _folder(name: str, mtime: int = 1):
+    pid = name.split("_")[1]
+    files = [f"{pid}_vm_all_traces.csv", "simulation_run0000_synapses.csv",
+             "simulation_run0000_presynaptic_cells.csv"]
+    return classify_folder(name, f"/raw/{name}", {n: FileStat(10, mtime) for n in files})
+
+
+def _plan(folders, state, **kw):
+    opts = IngestOptions("/raw", "/db", **kw)
+    summary = IngestSummary("r", "/db", "/raw")
+    todo = plan_folders(SimrunTree("/raw", tuple(folders)), state, opts, summary)
+    return [f.sim_run for f in todo], summary
+
+
+@pytest.fixture
+def world():
+    a, b, c, d, e, f = (_folder(n) for n in NAMES)
+    changed = _folder(NAMES[1], mtime=2)  # b, re-simulated
+    state = DatabaseState(
+        committed={a.sim_run: folder_fingerprint(a), b.sim_run: folder_fingerprint(b),
+                   c.sim_run: None},  # c: ingested by a version without fingerprints
+        failed={d.sim_run: FailedFolder(folder_fingerprint(d), False, "no voltage", "r0"),
+                e.sim_run: FailedFolder(folder_fingerprint(e), True, "strict", "r0"),
+                f.sim_run: FailedFolder("another fingerprint", False, "no voltage", "r0")})
+    return [a, changed, c, d, e, f], state
+
+
+def test_plain_run(world):
+    folders, state = world
+    todo, s = _plan(folders, state)
+    # e failed only under --strict: a plain run retries it; f changed since it failed
+    assert todo == [NAMES[4], NAMES[5]] and s.folders_new == todo
+    assert s.folders_changed == [NAMES[1]] and s.folders_refreshed == []
+    assert s.folders_failed_before == [NAMES[3]]
+    assert s.folders_already_present == 3
+    assert any("recorded no folder fingerprint" in n for n in s.notes)
+
+
+def test_strict_run_skips_its_own_unchanged_failures(world):
+    folders, state = world
+    todo, s = _plan(folders, state, strict=True)
+    assert todo == [NAMES[5]] and s.folders_failed_before == [NAMES[3], NAMES[4]]
+
+
+def test_refresh_takes_changed_unknown_and_failed_folders(world):
+    folders, state = world
+    todo, s = _plan(folders, state, refresh=True)
+    assert todo == NAMES[1:]
+    assert s.folders_refreshed == [NAMES[1], NAMES[2]]
+    assert s.folders_new == NAMES[3:] and s.folders_failed_before == []
+
+
+def test_no_core_run_takes_committed_folders_only(world):
+    folders, state = world
+    todo, _ = _plan(folders, state, core=False)
+    assert todo == NAMES[:3]
+
+
+def test_pause_hook_options_and_exit_codes():
+    assert IngestOptions("/r", "/d").pause_point() is None
+    assert IngestOptions("/r", "/d", pause_after="metadata:2", pause_file="/p").pause_point() == (
+        "metadata", 2)
+    assert IngestOptions("/r", "/d", pause_after="decoded", pause_file="/p").pause_point() == (
+        "decoded", 1)
+    with pytest.raises(ValueError, match="go together"):
+        IngestOptions("/r", "/d", pause_after="metadata")
+    with pytest.raises(ValueError, match="STEP or STEP:N"):
+        IngestOptions("/r", "/d", pause_after="metadata:x", pause_file="/p")
+    summary = IngestSummary("r", "/d", "/r")
+    assert exit_code(IngestOptions("/r", "/d", strict=True), summary) == EXIT_OK
+    from simlake.spark.ingest import Rejection
+
+    summary.rejections.append(Rejection("/r/x", None, "listing", "symlink loop"))
+    assert exit_code(IngestOptions("/r", "/d"), summary) == EXIT_OK
+    assert exit_code(IngestOptions("/r", "/d", strict=True), summary) == EXIT_REJECTED
