@@ -42,6 +42,21 @@ def test_oversized_task_is_a_group_alone_and_bad_target_rejected():
         pack_contiguous([], 0)
 
 
+def test_groups_are_balanced_and_at_least_min_groups():
+    # 3 folders of 1 voltage file each would make 2 groups of 128 MiB + 1 small one; with
+    # min_groups=4 (2 cores x 2) every group carries about the same bytes
+    tasks = [_task(f"r/{k:02d}", n, 10) for k in range(3) for n in range(10)]  # 300 bytes
+    groups = pack_contiguous(tasks, target_bytes=128, min_groups=4)
+    sizes = [sum(t.size for t in g) for g in groups]
+    assert len(groups) == 4 and sum(sizes) == 300
+    assert max(sizes) - min(sizes) <= 10, sizes
+    assert max(sizes) <= 128
+    # fewer tasks than min_groups: one task per group, none empty
+    assert [len(g) for g in pack_contiguous(tasks[:2], 128, min_groups=4)] == [1, 1]
+    # the byte target still bounds groups when it asks for more than min_groups
+    assert len(pack_contiguous(tasks, target_bytes=50, min_groups=2)) == 6
+
+
 def test_batches_by_bytes_keep_every_folder_once():
     folders = [SimpleNamespace(sim_run=str(i), total_bytes=s) for i, s in enumerate([5, 5, 20, 1])]
     batches = batches_by_bytes(folders, 10)

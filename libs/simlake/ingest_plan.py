@@ -36,26 +36,41 @@ class FileTask:
         return (self.label, self.sim_run + "/", self.trialnr)
 
 
-def pack_contiguous(tasks: Iterable[FileTask], target_bytes: int) -> list[list[FileTask]]:
-    """Sort ``tasks`` by key and cut them into consecutive groups of about ``target_bytes``.
+def pack_contiguous(tasks: Iterable[FileTask], target_bytes: int,
+                    min_groups: int = 1) -> list[list[FileTask]]:
+    """Sort ``tasks`` by key and cut them into consecutive groups of about equal size.
 
+    Groups hold at most about ``target_bytes``, and there are at least ``min_groups`` of them
+    when there are that many tasks (so that every core gets work: with 2 cores, 3 groups of
+    128 MiB leave one core idle for a third of the time, 4 smaller groups do not). Sizes are
+    balanced: a group is closed where the middle of the next task passes a multiple of
+    ``total / n_groups``.
     A group never mixes recording sites (dendritic files), so every output file of a
     site-partitioned table holds one site. Empty input gives no groups.
     """
     if target_bytes <= 0:
         raise ValueError("target_bytes must be positive")
+    ordered = sorted(tasks, key=lambda t: t.order_key)
+    if not ordered:
+        return []
+    total = sum(t.size for t in ordered)
+    n_groups = max(-(-total // target_bytes), min(min_groups, len(ordered)), 1)
+    budget = total / n_groups
     groups: list[list[FileTask]] = []
     current: list[FileTask] = []
-    current_bytes = 0
-    for task in sorted(tasks, key=lambda t: t.order_key):
+    current_bytes = done_bytes = 0
+    for task in ordered:
         site_changes = bool(current) and current[-1].label != task.label
-        if current and (site_changes or current_bytes + task.size > target_bytes):
+        # close at the global boundaries k * budget, so rounding does not pile up at the end
+        past_boundary = done_bytes + task.size / 2 > budget * (len(groups) + 1)
+        full = past_boundary or current_bytes + task.size > target_bytes
+        if current and (site_changes or full):
             groups.append(current)
             current, current_bytes = [], 0
         current.append(task)
         current_bytes += task.size
-    if current:
-        groups.append(current)
+        done_bytes += task.size
+    groups.append(current)
     return groups
 
 
