@@ -6,10 +6,12 @@ on the same machine and cores:
 - **simlake**: ``simlake ingest RAW DB`` as its own process (local Spark + Delta): wall seconds
   (with and without Spark start-up), MB/s and trials/s, peak RSS of the driver JVM and of the
   Python processes (driver + workers, summed);
-- **baseline**: what ISF's ``init`` does, per file ``pandas.read_csv`` of the voltage, synapse and
-  presynaptic-cell files, per-trial frames concatenated and pickled per folder, on a pool of as
-  many processes as cores (ISF runs on dask processes);
-- **ceiling**: ``pyarrow.csv`` parsing the same files on the same pool, writing nothing;
+- **baseline**: what ISF's ``init`` does, per file ``pandas.read_csv`` of the voltage, dendritic,
+  synapse and presynaptic-cell files, per-trial frames concatenated and pickled per folder, on a
+  pool of as many processes as cores (ISF runs on dask processes);
+- **ceiling**: ``pyarrow.csv`` parsing the same files on the same pool, writing nothing.
+  Baseline and ceiling read every data file the ingest reads (not the small parameter files),
+  so all three MB/s figures divide the same raw bytes;
 - **adapter**: ``DataBase(DB)['voltage_traces']`` ``.loc[sti]`` latency and full-read MB/s.
 
 Prints a markdown table and writes it, with the machine description, to ``--out``.
@@ -112,9 +114,12 @@ def run_simlake_ingest(raw: str, db: str) -> dict:
 # ----------------------------------------------------------------------------- baseline / ceiling
 
 
-def _isf_like_folder(args: tuple[str, list[str], list[str], str]) -> int:
+FolderJob = tuple[str, list[str], list[str], list[str], str]
+
+
+def _isf_like_folder(args: FolderJob) -> int:
     """Per-file pandas parsing, per-trial frames concatenated, pickled (ISF's init, in short)."""
-    voltage_path, synapse_paths, cell_paths, out = args
+    voltage_path, synapse_paths, cell_paths, dendritic_paths, out = args
     frames = {}
     if voltage_path.endswith(".csv"):
         volt = pd.read_csv(voltage_path, sep="\t")
@@ -122,6 +127,8 @@ def _isf_like_folder(args: tuple[str, list[str], list[str], str]) -> int:
     else:
         arr = np.load(voltage_path)["arr_0"]
         frames["voltage_traces"] = pd.DataFrame(arr[:, 1:].T, columns=arr[:, 0])
+    for path in dendritic_paths:  # dendritic_voltage_traces=True: one frame per recording site
+        frames[os.path.basename(path)] = pd.read_csv(path, sep="\t").set_index("t").T
     for key, paths, n_fixed in (
         ("synapse_activation", synapse_paths, 6),
         ("cell_activation", cell_paths, 2),
@@ -151,13 +158,16 @@ def _isf_like_folder(args: tuple[str, list[str], list[str], str]) -> int:
     return 0
 
 
-def _ceiling_folder(args: tuple[str, list[str], list[str], str]) -> int:
+def _ceiling_folder(args: FolderJob) -> int:
     """pyarrow.csv parsing of the same files, nothing written."""
-    voltage_path, synapse_paths, cell_paths, _ = args
+    voltage_path, synapse_paths, cell_paths, dendritic_paths, _ = args
+    tabs = pacsv.ParseOptions(delimiter="\t")
     if voltage_path.endswith(".csv"):
-        pacsv.read_csv(voltage_path, parse_options=pacsv.ParseOptions(delimiter="\t"))
+        pacsv.read_csv(voltage_path, parse_options=tabs)
     else:
         np.load(voltage_path)["arr_0"]
+    for path in dendritic_paths:
+        pacsv.read_csv(path, parse_options=tabs)
     one_column = pacsv.ParseOptions(delimiter="\x1f", quote_char=False)
     read = pacsv.ReadOptions(skip_rows=1, column_names=["line"])
     for path in synapse_paths + cell_paths:
@@ -165,7 +175,7 @@ def _ceiling_folder(args: tuple[str, list[str], list[str], str]) -> int:
     return 0
 
 
-def _folder_jobs(raw: str, out_dir: str) -> list[tuple[str, list[str], list[str], str]]:
+def _folder_jobs(raw: str, out_dir: str) -> list[FolderJob]:
     jobs = []
     for i, folder in enumerate(discover(raw).folders):
         jobs.append(
@@ -173,6 +183,7 @@ def _folder_jobs(raw: str, out_dir: str) -> list[tuple[str, list[str], list[str]
                 folder.path_of(folder.voltage_file),
                 [folder.path_of(n) for _, n in sorted(folder.synapse_files.items())],
                 [folder.path_of(n) for _, n in sorted(folder.cell_files.items())],
+                [folder.path_of(n) for _, n in sorted(folder.dendritic_files.items())],
                 os.path.join(out_dir, f"folder{i}.pkl"),
             )
         )
