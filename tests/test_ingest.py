@@ -39,6 +39,25 @@ def test_every_table_written_and_summary(ingested):
     assert "skipped (still running)" in text and ingested["missing"] in text
 
 
+def test_summary_row_counts_equal_plain_reading(ingested):
+    """The summary's rows per table (taken from the Delta commits' own metrics) equal the row
+    counts of an independent reading of the raw files."""
+    raw = ingested["raw"]
+    n_trials = len(ref.voltage_rows(raw))
+    n_dendritic = len(ref.dendritic_rows(raw))
+    expected = {
+        "voltage_traces": n_trials,
+        "synapse_activation": len(ref.activation_rows(raw, "synapses")),
+        "cell_activation": len(ref.activation_rows(raw, "cells")),
+        "dendritic_recordings": n_dendritic,
+        "spike_times": n_trials,
+        "dendritic_spike_times": n_dendritic,
+        "parameterfiles": n_trials,
+        "metadata": n_trials,
+    }
+    assert ingested["summary"].rows == expected
+
+
 def test_voltage_traces_bit_equal(ingested):
     expected = (
         ref.voltage_rows(ingested["raw"]).sort_values("sim_trial_index").reset_index(drop=True)

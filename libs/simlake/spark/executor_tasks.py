@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from simlake import schemas
 from simlake.errors import SimrunFormatError
+from simlake.ingest_plan import FileTask
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +28,23 @@ def read_bytes(path: str) -> bytes:
         return fh.read()
 
 
-def _decode_one(row: dict) -> pa.Table:
+def decode_task(task: FileTask) -> pa.Table:
+    """Read and decode one raw file into rows of its table (raises on any defect)."""
     from simlake.decode import activation, voltage
 
-    path, sim_run, kind = row["path"], row["sim_run"], row["kind"]
+    path, sim_run, kind = task.path, task.sim_run, task.kind
     data = read_bytes(path)
-    trialnrs = row["trialnrs"]
+    trialnrs = list(task.trialnrs) if task.trialnrs is not None else None
     if kind == "voltage":
-        if row["fmt"] == "npz":
+        if task.fmt == "npz":
             return voltage.decode_voltage_npz(path, data, sim_run)
         return voltage.decode_voltage_csv(path, data, sim_run, trialnrs)
     if kind == "dendritic":
-        return voltage.decode_dendritic_csv(path, data, sim_run, trialnrs, row["label"])
+        return voltage.decode_dendritic_csv(path, data, sim_run, trialnrs, task.label)
     if kind == "synapses":
-        return activation.decode_synapses(path, data, sim_run, row["trialnr"])
+        return activation.decode_synapses(path, data, sim_run, task.trialnr)
     if kind == "cells":
-        return activation.decode_presynaptic_cells(path, data, sim_run, row["trialnr"])
+        return activation.decode_presynaptic_cells(path, data, sim_run, task.trialnr)
     raise ValueError(f"unknown file kind {kind!r}")
 
 
@@ -55,24 +57,25 @@ def describe_failure(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-def decode_files(
-    table: str, errors
+def decode_groups(
+    table: str, groups: list[list[FileTask]], errors
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` function decoding file tasks into record batches of ``table``."""
+    """A ``mapInArrow`` function over a frame of group ids (one per partition): decodes the
+    files of each group into record batches of ``table``, in order."""
     schema = schemas.TABLES[table]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for row in batch.to_pylist():  # one row per file: the loop is per file, not per value
-                try:
-                    decoded = _decode_one(row)
-                    decoded = decoded.select(schema.names).cast(schema)
-                except Exception as exc:  # any defect of one file must not stop the others
-                    reason = describe_failure(exc)
-                    log.warning("rejected %s: %s", row["path"], reason)
-                    errors.add([(row["path"], row["sim_run"], row["kind"], reason)])
-                    continue
-                yield from decoded.to_batches()
+            for group_id in batch.column(0).to_pylist():
+                for task in groups[group_id]:  # one iteration per file, not per value
+                    try:
+                        decoded = decode_task(task).select(schema.names).cast(schema)
+                    except Exception as exc:  # any defect of one file must not stop the others
+                        reason = describe_failure(exc)
+                        log.warning("rejected %s: %s", task.path, reason)
+                        errors.add([(task.path, task.sim_run, task.kind, reason)])
+                        continue
+                    yield from decoded.to_batches()
 
     return run
 

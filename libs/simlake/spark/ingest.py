@@ -2,16 +2,31 @@
 
 Flow per commit batch of sim-run folders (``DESIGN.md``, "Data flow"):
 
-1. the driver plans file tasks from the discovery listing, packed in ``sim_trial_index`` order;
-2. executors read and decode the files (``mapInArrow``) into *persisted* frames; rejected files
-   come back through an accumulator. Nothing is written yet, so the driver now knows which
-   folders fail (no readable voltage trace; with ``--strict``: any rejection);
+1. the driver plans file tasks from the discovery listing, packed in ``sim_trial_index`` order
+   into balanced groups (one Spark task and one data file each);
+2. executors read and decode the files (``mapInArrow`` over a frame of group ids); rejected
+   files come back through an accumulator;
 3. each table's rows of the batch's good folders are written in one Delta commit
    (``replaceWhere sim_run IN (...)``): idempotent, so a rerun replaces whatever a crashed or
    concurrent run left for those folders;
 4. the batch's rejections go to ``ingest_errors`` (an append-only log, one row per rejected file
    per run) and failed folders to ``ingest_failed_folders``;
 5. ``metadata`` is written last: it is the **completion record**.
+
+Two ways through steps 2-3, chosen per batch:
+
+- **streaming** (the default): each table is decoded straight into its commit, one pass over
+  the raw bytes and nothing held in memory. Voltage traces go first; the trials of each folder
+  are read back from the stored rows (two narrow columns) and define which per-trial files are
+  read. A folder fails here only when it has no readable voltage trace, and that is known
+  before any other table is written; its other files are not read. Spike times are computed
+  from the stored traces of the batch.
+- **checked** (``--strict``, and batches that replace folders already in the database with
+  ``--refresh``): every table of the batch is decoded into persisted frames first, so all
+  rejections are known before anything is written; then the good folders' rows are written.
+  This is what keeps a failed refresh from touching the stored version and lets strict mode
+  write nothing for a folder with any rejected file. It holds a batch's decoded rows (memory,
+  then local disk), so it costs more time and memory than streaming.
 
 Crash safety (why a SIGKILL at any moment loses and duplicates nothing):
 
@@ -56,8 +71,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from simlake import schemas
 from simlake.discovery import SimRunFolder, SimrunTree, discover
 from simlake.ingest_options import IngestOptions
@@ -78,11 +91,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
-
-_TASK_SCHEMA = pa.schema([
-    ("kind", pa.string()), ("sim_run", pa.string()), ("path", pa.string()), ("fmt", pa.string()),
-    ("trialnr", pa.int64()), ("trialnrs", pa.list_(pa.int64())), ("label", pa.string()),
-])
 
 #: Tables decoded from raw files, in commit order.
 DECODED_TABLES = ("voltage_traces", "synapse_activation", "cell_activation", "dendritic_recordings")
@@ -329,21 +337,19 @@ def _error_accumulator(spark: SparkSession):
     return spark.sparkContext.accumulator([], ListParam())
 
 
-def task_frame(spark: SparkSession, groups: list[list[FileTask]]) -> DataFrame:
-    """A DataFrame of file tasks with exactly one Spark partition per group, in order."""
-    rows = [[(t.kind, t.sim_run, t.path, t.fmt, t.trialnr,
-              list(t.trialnrs) if t.trialnrs is not None else None, t.label) for t in g]
-            for g in groups]
-    rdd = spark.sparkContext.parallelize(rows, max(1, len(rows))).flatMap(lambda g: g)
-    return spark.createDataFrame(rdd, tables.spark_schema(_TASK_SCHEMA))
-
-
 def decoded_frame(spark: SparkSession, key: str, tasks: list[FileTask], target_bytes: int,
                   errors) -> DataFrame:
-    """Decode ``tasks`` on the executors into rows of table ``key``, one partition per group."""
-    groups = pack_contiguous(tasks, target_bytes)
-    frame = task_frame(spark, groups)
-    decoded = frame.mapInArrow(executor_tasks.decode_files(key, errors),
+    """Decode ``tasks`` on the executors into rows of table ``key``, one partition per group.
+
+    At least two groups per executor core (when there are enough files), of balanced sizes, so
+    that no core idles through the last round of tasks.
+    """
+    groups = pack_contiguous(tasks, target_bytes,
+                             min_groups=2 * spark.sparkContext.defaultParallelism)
+    # one id per partition (a range of n ids in n slices): the executor decodes group ``id``.
+    # The groups travel with the function; no Python stage builds a frame of task rows first.
+    ids = spark.range(len(groups), numPartitions=max(1, len(groups)))
+    decoded = ids.mapInArrow(executor_tasks.decode_groups(key, groups, errors),
                                tables.spark_schema(schemas.TABLES[key]))
     if key in tables.PARTITION_COLUMNS:
         # the writer clusters rows by the partition column: make that order explicit and total
@@ -369,6 +375,9 @@ def _range_layout(df: DataFrame, key: str, rows_per_file: int, n_rows: int) -> D
     """Range-partition and sort small derived tables (spike times, metadata) by key."""
     n_files = max(1, -(-n_rows // rows_per_file))
     cols = _sort_columns(key)
+    if n_files == 1:  # one file: no range-sampling job (and not coalesce(1), which would run
+        # the whole upstream computation in a single task)
+        return df.repartition(1).sortWithinPartitions(*cols)
     return df.repartitionByRange(n_files, *cols).sortWithinPartitions(*cols)
 
 
@@ -398,7 +407,10 @@ def ingest(spark: SparkSession, opts: IngestOptions,
     todo = plan_folders(tree, state, opts, summary)
     refresh = set(summary.folders_refreshed)
 
-    batches = batches_by_bytes(todo, opts.batch_bytes)
+    checked_run = opts.strict or bool(refresh)  # see "checked" in the module docstring
+    batch_bytes = (min(opts.batch_bytes, opts.checked_batch_bytes) if checked_run
+                   else opts.batch_bytes)
+    batches = batches_by_bytes(todo, batch_bytes)
     for number, batch in enumerate(batches, 1):
         if number > 1 and opts.core:  # a concurrent run may have committed some meanwhile
             now = committed_folders(spark, opts.db_path)
@@ -445,29 +457,23 @@ def _checkpoint(opts: IngestOptions, step: str, batch: int) -> None:
     log.warning("test hook: released at %s of batch %d", step, batch)
 
 
-@dataclass
-class _Decoded:
-    """A persisted frame of decoded rows and its row count per sim_run."""
-
-    frame: DataFrame
-    rows: dict[str, int]
-
-
-def _decode_persisted(spark: SparkSession, key: str, tasks: list[FileTask], opts: IngestOptions,
-                      errors, keep: list[DataFrame]) -> _Decoded:
-    """Decode ``tasks`` and keep the rows (memory, spilling to disk) for the writes to come.
+def _decode_persisted(batch: _Batch, key: str) -> None:
+    """Decode table ``key`` of the batch and keep its rows (memory, spilling to disk) for the
+    writes to come; counts its rows per folder.
 
     Materialising the frame here runs every decoder, so all rejections are known before
     anything is written.
     """
     from pyspark import StorageLevel
 
+    tasks = batch.tasks(key)
     _progress(key, tasks)
-    frame = decoded_frame(spark, key, tasks, opts.target_task_bytes, errors)
+    frame = decoded_frame(batch.spark, key, tasks, batch.opts.target_task_bytes, batch.errors)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-    keep.append(frame)
-    counts = {r["sim_run"]: int(r["count"]) for r in frame.groupBy("sim_run").count().collect()}
-    return _Decoded(frame, counts)
+    batch.keep.append(frame)
+    batch.frames[key] = frame
+    batch.counts[key] = {r["sim_run"]: int(r["count"])
+                         for r in frame.groupBy("sim_run").count().collect()}
 
 
 def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRunFolder],
@@ -475,106 +481,205 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
                   extra_rejections: list[Rejection]) -> None:
     if not folders:
         return
-    errors = _error_accumulator(spark)
     db = opts.db_path
-    wanted = opts.tables()
-    sim_runs = [f.sim_run for f in folders]
-    rejections = [Rejection(path, f.sim_run, "listing", reason)
-                  for f in folders for path, reason in f.problems]
-    keep: list[DataFrame] = []
+    batch = _Batch(spark, opts, folders, number, _error_accumulator(spark))
+    rejections = batch.rejections
     scratch = os.path.join(db, SCRATCH_DIR, run_id)
+    # Checked: decode everything before writing anything (strict mode, and batches that replace
+    # stored folders, whose failure must leave the stored version untouched). Otherwise every
+    # table streams from the decoders into its commit: the only way a folder fails there is an
+    # unreadable voltage file, and that is known before any other table is written.
+    checked = opts.strict or (opts.core and any(f.sim_run in state.committed for f in folders))
     try:
-        # 1. decode everything, write nothing: voltage traces define the trials of each folder
-        decoded: dict[str, _Decoded] = {}
-        if opts.core:
-            tasks = voltage_tasks(folders)
-            _count_read(summary, tasks)
-            decoded["voltage_traces"] = _decode_persisted(spark, "voltage_traces", tasks, opts,
-                                                          errors, keep)
-            trials = _trials_from(decoded["voltage_traces"].frame)
+        if checked:
+            _decode_checked(batch, scratch)
+            good, failed, targets = _decide(batch, state)
+            if opts.core:  # hide refreshed folders while their tables are replaced
+                tables.delete_rows(spark, db, "metadata",
+                                   [f.sim_run for f in good if f.sim_run in state.committed])
+            _write_checked(batch, [f.sim_run for f in good], targets)
         else:
-            trials = _trials_of(spark, db, sim_runs)
-        if "synapse_activation" in wanted:
-            synapse_tasks, cell_tasks = trial_file_tasks(folders, trials, rejections)
-            for key, tasks in (("synapse_activation", synapse_tasks),
-                               ("cell_activation", cell_tasks)):
-                _count_read(summary, tasks)
-                decoded[key] = _decode_persisted(spark, key, tasks, opts, errors, keep)
-        if "dendritic_recordings" in wanted and (opts.dendritic_voltage_traces or opts.core):
-            tasks = dendritic_tasks(folders, trials)
-            _count_read(summary, tasks)
-            decoded["dendritic_recordings"] = _decode_persisted(spark, "dendritic_recordings",
-                                                                tasks, opts, errors, keep)
-        if opts.strict and "parameterfiles" in wanted:  # check them without storing any
-            _store_param_files(spark, scratch, [f for f in folders if trials.get(f.sim_run)],
-                               errors)
-        rejections.extend(_accumulated(errors))
-        _checkpoint(opts, "decoded", number)
-
-        # 2. decide: which folders are written
-        failed = _failed_folders(folders, trials, rejections, opts.strict)
-        good = [f for f in folders if f.sim_run not in failed]
+            good, failed, targets = _write_streaming(batch, state)
         good_runs = [f.sim_run for f in good]
-        # a failed folder that is committed keeps its stored rows (a failed refresh, or a
-        # --no-core run); one that is not loses the invisible leftovers of crashed runs
-        targets = good_runs + [s for s in sorted(failed) if s not in state.committed and opts.core]
-        for sim_run, reason in sorted(failed.items()):
-            folder = next(f for f in folders if f.sim_run == sim_run)
-            if sim_run in state.committed:
-                reason += "; the stored version is kept"
-            rejections.append(Rejection(folder.abspath, sim_run, "folder", reason))
-        if opts.core:  # hide refreshed folders while their tables are replaced
-            tables.delete_rows(spark, db, "metadata",
-                               [s for s in good_runs if s in state.committed])
-
-        # 3. the tables, one commit each
-        for key in DECODED_TABLES:
-            if key in decoded:
-                frame = decoded[key].frame.where(_in("sim_run", good_runs))
-                tables.replace_rows(frame, db, key, targets)
-                _checkpoint(opts, key, number)
+        trials = batch.trials
         n_trials = sum(len(trials.get(s, ())) for s in good_runs)
         for key, source, threshold in (
                 ("spike_times", "voltage_traces", opts.spike_threshold),
                 ("dendritic_spike_times", "dendritic_recordings",
                  opts.dendritic_spike_times_threshold)):
-            if key in wanted:
-                _write_spikes(spark, db, key, decoded.get(source), source, good_runs, targets,
-                              threshold, n_trials)
-                _checkpoint(opts, key, number)
-        if "parameterfiles" in wanted:
-            hashes = _store_param_files(spark, db, good, errors)
+            if key in batch.wanted:
+                batch.rows[key] = _write_spikes(spark, db, key, batch.frames.get(source), source,
+                                                good_runs, targets, threshold, n_trials)
+                batch.done(key)
+        if "parameterfiles" in batch.wanted:
+            hashes = _store_param_files(spark, db, good, batch.errors)
             seen = {astuple(r) for r in rejections}
-            rejections.extend(r for r in _accumulated(errors) if astuple(r) not in seen)
-            _write_parameterfiles(spark, db, good, trials, hashes, targets)
-            _checkpoint(opts, "parameterfiles", number)
+            rejections.extend(r for r in _accumulated(batch.errors) if astuple(r) not in seen)
+            batch.rows["parameterfiles"] = _write_parameterfiles(spark, db, good, trials, hashes,
+                                                                 targets)
+            batch.done("parameterfiles")
 
-        # 4. the logs, before the completion record (a kill after it reports again, not never)
+        # the logs, before the completion record (a kill after it reports again, not never)
         logged = extra_rejections + rejections
         if logged:
             _record_rejections(spark, db, run_id, logged)
-            _checkpoint(opts, "ingest_errors", number)
+            batch.done("ingest_errors")
         uncommitted_failures = {s: r for s, r in failed.items() if s not in state.committed}
         if opts.core and uncommitted_failures:
             _record_failed_folders(spark, db, run_id, folders, uncommitted_failures, opts.strict)
-            _checkpoint(opts, "ingest_failed_folders", number)
+            batch.done("ingest_failed_folders")
 
-        # 5. the completion record, last
-        _checkpoint(opts, "pre-metadata", number)
+        # the completion record, last
+        batch.done("pre-metadata")
         if opts.core:
-            _write_metadata(spark, db, good, trials, run_id, targets)
+            batch.rows["metadata"] = _write_metadata(spark, db, good, trials, run_id, targets)
             state.committed.update({f.sim_run: folder_fingerprint(f) for f in good})
-            _checkpoint(opts, "metadata", number)
+            batch.done("metadata")
             summary.trials += n_trials
     finally:
-        for frame in keep:
+        for frame in batch.keep:
             frame.unpersist()
         shutil.rmtree(scratch, ignore_errors=True)
         _remove_empty(os.path.join(db, SCRATCH_DIR))
 
+    summary.files_read += batch.files_read
+    summary.bytes_read += batch.bytes_read
     summary.folders_failed.extend(sorted(failed))
     summary.rejections.extend(rejections)
-    _add_row_counts(summary, wanted, decoded, good_runs, n_trials, opts.core)
+    for key, n in batch.rows.items():
+        summary.rows[key] = summary.rows.get(key, 0) + n
+
+
+@dataclass
+class _Batch:
+    """One commit batch in the making: its folders, what was decoded, what was written."""
+
+    spark: SparkSession
+    opts: IngestOptions
+    folders: list[SimRunFolder]
+    number: int
+    errors: object  # the accumulator of executor-side rejections
+    trials: dict[str, set[int]] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    frames: dict[str, DataFrame] = field(default_factory=dict)  # persisted (checked mode)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> sim_run -> rows
+    rows: dict[str, int] = field(default_factory=dict)  # key -> rows written
+    keep: list[DataFrame] = field(default_factory=list)
+    files_read: int = 0
+    bytes_read: int = 0
+
+    def __post_init__(self) -> None:
+        self.wanted = self.opts.tables()
+        self._clock = time.monotonic()
+        self.sim_runs = [f.sim_run for f in self.folders]
+        self.rejections.extend(Rejection(path, f.sim_run, "listing", reason)
+                               for f in self.folders for path, reason in f.problems)
+
+    def done(self, step: str) -> None:
+        """Log the seconds since the previous step; then the test hook's checkpoint."""
+        now = time.monotonic()
+        log.info("batch %d: %s done in %.1fs", self.number, step, now - self._clock)
+        self._clock = now
+        _checkpoint(self.opts, step, self.number)
+
+    def tasks(self, key: str) -> list[FileTask]:
+        """The file tasks of decoded table ``key`` (the trials must be known for per-trial
+        files); counted as read."""
+        if key == "voltage_traces":
+            out = voltage_tasks(self.folders)
+        elif key in ("synapse_activation", "cell_activation"):
+            synapse_tasks, cell_tasks = trial_file_tasks(self.folders, self.trials,
+                                                         self.rejections)
+            out = synapse_tasks if key == "synapse_activation" else cell_tasks
+        else:
+            out = dendritic_tasks(self.folders, self.trials)
+        self.files_read += len(out)
+        self.bytes_read += sum(t.size for t in out)
+        return out
+
+    def decoded_keys(self) -> list[str]:
+        """Decoded tables this batch writes besides voltage traces, in commit order."""
+        keys = []
+        if "synapse_activation" in self.wanted:
+            keys += ["synapse_activation", "cell_activation"]
+        if "dendritic_recordings" in self.wanted and (self.opts.dendritic_voltage_traces
+                                                      or self.opts.core):
+            keys.append("dendritic_recordings")
+        return keys
+
+
+def _decode_checked(batch: _Batch, scratch: str) -> None:
+    """Decode every table of the batch into persisted frames; write nothing."""
+    spark, opts = batch.spark, batch.opts
+    if opts.core:
+        _decode_persisted(batch, "voltage_traces")
+        batch.trials = _trials_from(batch.frames["voltage_traces"])
+    else:
+        batch.trials = _trials_of(spark, opts.db_path, batch.sim_runs)
+    for key in batch.decoded_keys():
+        _decode_persisted(batch, key)
+    if opts.strict and "parameterfiles" in batch.wanted:  # check them without storing any
+        _store_param_files(spark, scratch, [f for f in batch.folders
+                                            if batch.trials.get(f.sim_run)], batch.errors)
+    batch.rejections.extend(_accumulated(batch.errors))
+    batch.done("decoded")
+
+
+def _decide(batch: _Batch, state: DatabaseState):
+    """The good folders, the failed ones (sim_run -> reason, also logged as rejections) and the
+    ``replaceWhere`` targets of the batch."""
+    failed = _failed_folders(batch.folders, batch.trials, batch.rejections, batch.opts.strict)
+    good = [f for f in batch.folders if f.sim_run not in failed]
+    # a failed folder that is committed keeps its stored rows (a failed refresh, or a
+    # --no-core run); one that is not loses the invisible leftovers of crashed runs
+    targets = [f.sim_run for f in good] + [s for s in sorted(failed)
+                                           if s not in state.committed and batch.opts.core]
+    for sim_run, reason in sorted(failed.items()):
+        folder = next(f for f in batch.folders if f.sim_run == sim_run)
+        if sim_run in state.committed:
+            reason += "; the stored version is kept"
+        batch.rejections.append(Rejection(folder.abspath, sim_run, "folder", reason))
+    return good, failed, targets
+
+
+def _write_checked(batch: _Batch, good_runs: list[str], targets: list[str]) -> None:
+    """Write the persisted frames of the good folders, one commit per table."""
+    for key in DECODED_TABLES:
+        if key in batch.frames:
+            frame = batch.frames[key].where(_in("sim_run", good_runs))
+            tables.replace_rows(frame, batch.opts.db_path, key, targets)
+            batch.rows[key] = sum(batch.counts[key].get(s, 0) for s in good_runs)
+            batch.done(key)
+
+
+def _write_streaming(batch: _Batch, state: DatabaseState):
+    """Decode each table straight into its commit (one pass over the raw bytes).
+
+    Voltage traces first: the trials of each folder are then read back from the stored rows
+    (two narrow columns), so the other tables read only the files of trials that exist.
+    """
+    spark, opts, db = batch.spark, batch.opts, batch.opts.db_path
+    if opts.core:
+        _write_decoded(batch, "voltage_traces", batch.sim_runs)
+        batch.trials = _trials_from(_batch_rows(spark, db, "voltage_traces", batch.sim_runs))
+    else:
+        batch.trials = _trials_of(spark, db, batch.sim_runs)
+    batch.rejections.extend(_accumulated(batch.errors))
+    good, failed, targets = _decide(batch, state)
+    for key in batch.decoded_keys():
+        _write_decoded(batch, key, targets)
+    seen = {astuple(r) for r in batch.rejections}
+    batch.rejections.extend(r for r in _accumulated(batch.errors) if astuple(r) not in seen)
+    batch.done("decoded")
+    return good, failed, targets
+
+
+def _write_decoded(batch: _Batch, key: str, targets: list[str]) -> None:
+    tasks = batch.tasks(key)
+    _progress(key, tasks)
+    frame = decoded_frame(batch.spark, key, tasks, batch.opts.target_task_bytes, batch.errors)
+    batch.rows[key] = tables.replace_rows(frame, batch.opts.db_path, key, targets)
+    batch.done(key)
 
 
 def _in(column: str, values: Sequence[str]):
@@ -595,32 +700,9 @@ def _remove_empty(path: str) -> None:
         pass
 
 
-def _add_row_counts(summary: IngestSummary, wanted: list[str], decoded: dict[str, _Decoded],
-                    good_runs: list[str], n_trials: int, core: bool) -> None:
-    def add(key: str, n: int) -> None:
-        summary.rows[key] = summary.rows.get(key, 0) + n
-
-    for key, d in decoded.items():
-        add(key, sum(d.rows.get(s, 0) for s in good_runs))
-    if "spike_times" in wanted:
-        add("spike_times", n_trials)
-    if "dendritic_spike_times" in wanted and "dendritic_recordings" in decoded:
-        add("dendritic_spike_times",
-            sum(decoded["dendritic_recordings"].rows.get(s, 0) for s in good_runs))
-    if "parameterfiles" in wanted:
-        add("parameterfiles", n_trials)
-    if core:
-        add("metadata", n_trials)
-
-
 def _progress(key: str, tasks: list[FileTask]) -> None:
     log.info("%s: decoding %d files (%.1f MB) on the executors", key, len(tasks),
              sum(t.size for t in tasks) / 1e6)
-
-
-def _count_read(summary: IngestSummary, tasks: list[FileTask]) -> None:
-    summary.files_read += len(tasks)
-    summary.bytes_read += sum(t.size for t in tasks)
 
 
 def _trials_from(frame: DataFrame) -> dict[str, set[int]]:
@@ -638,21 +720,22 @@ def _trials_of(spark: SparkSession, db: str, sim_runs: Sequence[str]) -> dict[st
     return _trials_from(_batch_rows(spark, db, "metadata", sim_runs))
 
 
-def _write_spikes(spark: SparkSession, db: str, key: str, source: _Decoded | None,
+def _write_spikes(spark: SparkSession, db: str, key: str, source: DataFrame | None,
                   source_key: str, good_runs: Sequence[str], targets: Sequence[str],
-                  threshold: float, n_trials: int) -> None:
-    """Spike times of the good folders at ``threshold``, from the decoded traces of this batch
-    (or, with ``--no-core``, from the stored ones)."""
+                  threshold: float, n_trials: int) -> int:
+    """Spike times of the good folders at ``threshold``, from the persisted decoded traces of
+    this batch or else from the stored ones; returns the rows written."""
     if source is not None:
-        rows = source.frame.where(_in("sim_run", good_runs))
+        rows = source.where(_in("sim_run", good_runs))
     elif _is_table(spark, db, source_key) and good_runs:
         rows = _batch_rows(spark, db, source_key, good_runs)
     else:
-        return
+        return 0
     spikes = rows.mapInArrow(executor_tasks.spike_batches(key, threshold),
                              tables.spark_schema(schemas.TABLES[key]))
     spikes = _range_layout(spikes, key, rows_per_file=200_000, n_rows=n_trials)
-    tables.replace_rows(spikes, db, key, targets, extra_predicate=f"threshold = {threshold!r}")
+    return tables.replace_rows(spikes, db, key, targets,
+                               extra_predicate=f"threshold = {threshold!r}")
 
 
 def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors):
@@ -671,7 +754,7 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
 
 def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFolder],
                           trials: dict[str, set[int]], hashes: dict,
-                          targets: Sequence[str]) -> None:
+                          targets: Sequence[str]) -> int:
     rows = []
     for f in folders:
         info = hashes.get(f.sim_run, {})
@@ -681,11 +764,11 @@ def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFold
                          info.get("hash_neuron"), info.get("hash_network")))
     df = spark.createDataFrame(rows, tables.spark_schema(schemas.PARAMETERFILES))
     df = _range_layout(df, "parameterfiles", rows_per_file=500_000, n_rows=len(rows))
-    tables.replace_rows(df, db, "parameterfiles", targets)
+    return tables.replace_rows(df, db, "parameterfiles", targets)
 
 
 def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
-                    trials: dict[str, set[int]], run_id: str, targets: Sequence[str]) -> None:
+                    trials: dict[str, set[int]], run_id: str, targets: Sequence[str]) -> int:
     rows = []
     for f in folders:
         fingerprint = folder_fingerprint(f)
@@ -695,7 +778,7 @@ def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
                          run_id, fingerprint))
     df = spark.createDataFrame(rows, tables.spark_schema(schemas.METADATA))
     df = _range_layout(df, "metadata", rows_per_file=500_000, n_rows=len(rows))
-    tables.replace_rows(df, db, "metadata", targets)
+    return tables.replace_rows(df, db, "metadata", targets)
 
 
 def _failed_folders(folders: list[SimRunFolder], trials: dict[str, set[int]],

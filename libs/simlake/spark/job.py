@@ -25,7 +25,8 @@ DEMO_DIR = "simlake-demo"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ingest job's command-line arguments."""
     parser.add_argument("simresult_path", nargs="?",
-                        help="raw simrun tree; omitted: generate a sample tree under ./simlake-demo")
+                        help="raw simrun tree; omitted: generate a sample tree under "
+                        "./simlake-demo")
     parser.add_argument("db_path", nargs="?", help="database folder (default: ./simlake-demo/db)")
     parser.add_argument("--profile", default="local",
                         help="Spark profile in conf/ (local, cluster) or a .toml path")
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="simlake ingest", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     _ensure_demo_tree(args)
     try:
