@@ -407,9 +407,8 @@ def ingest(spark: SparkSession, opts: IngestOptions,
     todo = plan_folders(tree, state, opts, summary)
     refresh = set(summary.folders_refreshed)
 
-    checked_run = opts.strict or bool(refresh)  # see "checked" in the module docstring
-    batch_bytes = (min(opts.batch_bytes, opts.checked_batch_bytes) if checked_run
-                   else opts.batch_bytes)
+    batch_bytes = (min(opts.batch_bytes, opts.checked_batch_bytes)
+                   if _is_checked(opts, todo, state) else opts.batch_bytes)
     batches = batches_by_bytes(todo, batch_bytes)
     for number, batch in enumerate(batches, 1):
         if number > 1 and opts.core:  # a concurrent run may have committed some meanwhile
@@ -485,13 +484,8 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
     batch = _Batch(spark, opts, folders, number, _error_accumulator(spark))
     rejections = batch.rejections
     scratch = os.path.join(db, SCRATCH_DIR, run_id)
-    # Checked: decode everything before writing anything (strict mode, and batches that replace
-    # stored folders, whose failure must leave the stored version untouched). Otherwise every
-    # table streams from the decoders into its commit: the only way a folder fails there is an
-    # unreadable voltage file, and that is known before any other table is written.
-    checked = opts.strict or (opts.core and any(f.sim_run in state.committed for f in folders))
     try:
-        if checked:
+        if _is_checked(opts, folders, state):
             _decode_checked(batch, scratch)
             good, failed, targets = _decide(batch, state)
             if opts.core:  # hide refreshed folders while their tables are replaced
@@ -513,8 +507,7 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
                 batch.done(key)
         if "parameterfiles" in batch.wanted:
             hashes = _store_param_files(spark, db, good, batch.errors)
-            seen = {astuple(r) for r in rejections}
-            rejections.extend(r for r in _accumulated(batch.errors) if astuple(r) not in seen)
+            batch.collect_rejections()
             batch.rows["parameterfiles"] = _write_parameterfiles(spark, db, good, trials, hashes,
                                                                  targets)
             batch.done("parameterfiles")
@@ -582,6 +575,12 @@ class _Batch:
         self._clock = now
         _checkpoint(self.opts, step, self.number)
 
+    def collect_rejections(self) -> None:
+        """Add the executors' rejections reported so far (the accumulator grows through the
+        batch's jobs) that the batch does not hold yet."""
+        seen = {astuple(r) for r in self.rejections}
+        self.rejections.extend(r for r in _accumulated(self.errors) if astuple(r) not in seen)
+
     def tasks(self, key: str) -> list[FileTask]:
         """The file tasks of decoded table ``key`` (the trials must be known for per-trial
         files); counted as read."""
@@ -608,6 +607,16 @@ class _Batch:
         return keys
 
 
+def _is_checked(opts: IngestOptions, folders: Sequence[SimRunFolder],
+                state: DatabaseState) -> bool:
+    """Whether ``folders`` go the checked way (module docstring): decode everything before
+    writing anything, in strict mode and when they replace stored folders (whose failure must
+    leave the stored version untouched). Otherwise every table streams from the decoders into
+    its commit: a folder fails there only for an unreadable voltage file, and that is known
+    before any other table is written."""
+    return opts.strict or (opts.core and any(f.sim_run in state.committed for f in folders))
+
+
 def _decode_checked(batch: _Batch, scratch: str) -> None:
     """Decode every table of the batch into persisted frames; write nothing."""
     spark, opts = batch.spark, batch.opts
@@ -621,7 +630,7 @@ def _decode_checked(batch: _Batch, scratch: str) -> None:
     if opts.strict and "parameterfiles" in batch.wanted:  # check them without storing any
         _store_param_files(spark, scratch, [f for f in batch.folders
                                             if batch.trials.get(f.sim_run)], batch.errors)
-    batch.rejections.extend(_accumulated(batch.errors))
+    batch.collect_rejections()
     batch.done("decoded")
 
 
@@ -664,12 +673,11 @@ def _write_streaming(batch: _Batch, state: DatabaseState):
         batch.trials = _trials_from(_batch_rows(spark, db, "voltage_traces", batch.sim_runs))
     else:
         batch.trials = _trials_of(spark, db, batch.sim_runs)
-    batch.rejections.extend(_accumulated(batch.errors))
+    batch.collect_rejections()
     good, failed, targets = _decide(batch, state)
     for key in batch.decoded_keys():
         _write_decoded(batch, key, targets)
-    seen = {astuple(r) for r in batch.rejections}
-    batch.rejections.extend(r for r in _accumulated(batch.errors) if astuple(r) not in seen)
+    batch.collect_rejections()
     batch.done("decoded")
     return good, failed, targets
 
