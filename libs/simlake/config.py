@@ -62,7 +62,6 @@ class IngestDefaults:
 
     target_task_bytes: int = 128 * 1024 * 1024
     batch_bytes: int = 4 * 1024**3
-    checked_batch_bytes: int = 1024**3
     spike_threshold: float = 0.0
     dendritic_spike_times_threshold: float = -30.0
 

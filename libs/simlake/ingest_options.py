@@ -33,13 +33,12 @@ class IngestOptions:
     ``pause_after``/``pause_file`` are a test hook, off by default: with
     ``pause_after="STEP"`` or ``"STEP:N"`` the driver, on reaching STEP of commit batch N
     (default 1), creates ``pause_file`` and waits until that file is deleted. STEP is a table
-    key (right after that table's commit), ``decoded`` (all raw files of the batch decoded: in
-    the checked mode nothing is written yet, in the streaming mode the decoded tables are; see
-    ``simlake.spark.ingest``) or ``pre-metadata`` (right before the completion record). The
+    key (right after that table's commit), ``decoded`` (all raw files of the batch decoded and
+    written as data files, nothing committed yet; see ``simlake.spark.ingest``) or
+    ``pre-metadata`` (right before the completion record). The
     crash tests SIGKILL the paused process; the concurrency tests release it.
 
-    ``batch_bytes``: raw bytes per commit batch; ``checked_batch_bytes`` caps it in checked runs
-    (``strict``, or ``refresh`` of stored folders), whose batches are held decoded.
+    ``batch_bytes``: raw bytes per commit batch.
     """
 
     simresult_path: str
@@ -57,7 +56,6 @@ class IngestOptions:
     refresh: bool = False
     target_task_bytes: int = 128 * 1024 * 1024
     batch_bytes: int = 4 * 1024**3
-    checked_batch_bytes: int = 1024**3
     run_id: str | None = None
     pause_after: str | None = None
     pause_file: str | None = None
@@ -86,7 +84,6 @@ class IngestOptions:
         base = {
             "target_task_bytes": defaults.target_task_bytes,
             "batch_bytes": defaults.batch_bytes,
-            "checked_batch_bytes": defaults.checked_batch_bytes,
             "spike_threshold": defaults.spike_threshold,
             "dendritic_spike_times_threshold": defaults.dendritic_spike_times_threshold,
         }

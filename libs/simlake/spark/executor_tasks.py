@@ -1,19 +1,25 @@
-"""Functions that run inside Spark's Python workers: read raw files, decode, report rejections.
+"""Functions that run inside Spark's Python workers: read raw files, decode, write data files,
+report rejections.
 
-Each ``*_batches`` function is handed to ``mapInArrow``/``mapInPandas``. Files are read here, on
-the executors, straight from the (shared) file system; the driver never sees their contents.
+Each function returned here is handed to ``mapInArrow``/``mapInPandas``. Raw files are read on
+the executors, straight from the (shared) file system, and the decoded rows are written there
+as Parquet data files of their tables (``simlake.datafiles``); the driver sees only the list of
+files written, which it commits to the Delta log.
 A file that cannot be read or decoded is reported through an accumulator as
 ``(path, sim_run, kind, reason)`` and skipped, so the good files of the same task still land.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from simlake import schemas
+from simlake.datafiles import RECORD_SCHEMA, TableFileWriter, records_batch
 from simlake.errors import SimrunFormatError
 from simlake.ingest_plan import FileTask
 
@@ -57,25 +63,116 @@ def describe_failure(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-def decode_groups(
-    table: str, groups: list[list[FileTask]], errors
+@dataclass(frozen=True)
+class TableOutput:
+    """Where and how an executor writes the data files of one table."""
+
+    table: str
+    root: str
+    schema: pa.Schema
+    partition_columns: tuple[str, ...] = ()
+    split_folders: bool = False
+
+    def writer(self) -> TableFileWriter:
+        """A fresh writer of this table's files."""
+        return TableFileWriter(self.root, self.table, self.schema, self.partition_columns,
+                               self.split_folders)
+
+
+@dataclass(frozen=True)
+class SpikeOutput:
+    """Spike times derived from a decoded table in the same pass, at ``threshold``."""
+
+    output: TableOutput
+    threshold: float
+
+
+@dataclass(frozen=True)
+class WriteGroup:
+    """One Spark task: decode ``tasks`` (files of one table, in key order) into ``output``."""
+
+    output: TableOutput
+    tasks: tuple[FileTask, ...]
+    spikes: SpikeOutput | None = None
+
+
+#: Rows returned by :func:`write_groups`: one per data file written, plus (voltage traces) one
+#: per group with the trials found (``trials``: JSON ``{sim_run: [trialnr, ...]}``, no path).
+OUTPUT_SCHEMA = RECORD_SCHEMA.append(pa.field("trials", pa.string()))
+
+
+def write_groups(
+    groups: list[WriteGroup], errors
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function over a frame of group ids (one per partition): decodes the
-    files of each group into record batches of ``table``, in order."""
-    schema = schemas.TABLES[table]
+    files of each group and writes them as data files of its table (and derived spike times);
+    yields one row per file written (:data:`OUTPUT_SCHEMA`). A file that fails to decode is
+    reported through ``errors`` and skipped."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for group_id in batch.column(0).to_pylist():
-                for task in groups[group_id]:  # one iteration per file, not per value
-                    try:
-                        decoded = decode_task(task).select(schema.names).cast(schema)
-                    except Exception as exc:  # any defect of one file must not stop the others
-                        reason = describe_failure(exc)
-                        log.warning("rejected %s: %s", task.path, reason)
-                        errors.add([(task.path, task.sim_run, task.kind, reason)])
-                        continue
-                    yield from decoded.to_batches()
+                yield _write_group(groups[group_id], errors)
+
+    return run
+
+
+def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
+    from simlake.decode import spikes
+
+    schema = group.output.schema
+    writer = group.output.writer()
+    spike_writer = group.spikes.output.writer() if group.spikes else None
+    trials: dict[str, list[int]] = {}
+    try:
+        for task in group.tasks:  # one iteration per file, not per value
+            try:
+                decoded = decode_task(task).select(schema.names).cast(schema)
+            except Exception as exc:  # any defect of one file must not stop the others
+                reason = describe_failure(exc)
+                log.warning("rejected %s: %s", task.path, reason)
+                errors.add([(task.path, task.sim_run, task.kind, reason)])
+                continue
+            writer.add(decoded)
+            if task.kind == "voltage":
+                trials.setdefault(task.sim_run, []).extend(
+                    decoded.column("trialnr").to_pylist())
+            if spike_writer is not None:
+                spike_schema = group.spikes.output.schema
+                if group.spikes.output.table == "spike_times":
+                    derived = spikes.spike_times_table(decoded, group.spikes.threshold)
+                else:
+                    derived = spikes.dendritic_spike_times_table(decoded, group.spikes.threshold)
+                spike_writer.add(derived.select(spike_schema.names).cast(spike_schema))
+        files = writer.close() + (spike_writer.close() if spike_writer else [])
+    except BaseException:
+        writer.abort()
+        if spike_writer is not None:
+            spike_writer.abort()
+        raise
+    rows = [dict(f.to_record(), trials=None) for f in files]
+    if group.output.table == "voltage_traces":
+        rows.append({"table": "voltage_traces", "trials": json.dumps(trials)})
+    return pa.RecordBatch.from_pylist(rows, schema=OUTPUT_SCHEMA)
+
+
+def write_frame_batches(output: TableOutput
+                        ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A ``mapInArrow`` function writing each partition's rows (in order) as data files of
+    ``output``; yields one :data:`RECORD_SCHEMA` row per file."""
+    schema = output.schema
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        writer = output.writer()
+        try:
+            for batch in batches:
+                if batch.num_rows:
+                    writer.add(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
+            files = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        yield records_batch(files)
 
     return run
 
@@ -100,10 +197,11 @@ def spike_batches(
     return run
 
 
-def store_param_batches(db_root: str, errors):
+def store_param_batches(db_root: str, folders: list[tuple[str, str | None, str | None]], errors):
     """A ``mapInPandas`` function storing each folder's param files in the database folders.
 
-    Input rows: ``sim_run``, ``neuron_path``, ``network_path``. Output rows: ``sim_run``,
+    ``folders``: ``(sim_run, neuron_path, network_path)``; input rows: their indices (``id``).
+    Output rows: ``sim_run``,
     ``path_neuron``, ``path_network``, ``hash_neuron``, ``hash_network`` (None where a file was
     rejected; rejections and missing references are reported).
     """
@@ -126,17 +224,18 @@ def store_param_batches(db_root: str, errors):
     def run(frames):
         for frame in frames:
             out = []
-            for rec in frame.itertuples(index=False):
-                neuron = store(rec.neuron_path, rec.sim_run, "neuron")
+            for index in frame["id"]:
+                sim_run, neuron_path, network_path = folders[int(index)]
+                neuron = store(neuron_path, sim_run, "neuron")
                 # the .syn header names its cell by file name only: resolve it to the neuron
                 # param file's morphology so the stored .syn points at the stored .hoc
                 hint = neuron.sources.get("neuron.filename") if neuron else None
-                network = store(rec.network_path, rec.sim_run, "network", hint)
+                network = store(network_path, sim_run, "network", hint)
                 out.append(
                     {
-                        "sim_run": rec.sim_run,
-                        "path_neuron": rec.neuron_path,
-                        "path_network": rec.network_path,
+                        "sim_run": sim_run,
+                        "path_neuron": neuron_path,
+                        "path_network": network_path,
                         "hash_neuron": neuron.md5 if neuron else None,
                         "hash_network": network.md5 if network else None,
                     }

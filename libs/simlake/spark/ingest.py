@@ -3,30 +3,27 @@
 Flow per commit batch of sim-run folders (``DESIGN.md``, "Data flow"):
 
 1. the driver plans file tasks from the discovery listing, packed in ``sim_trial_index`` order
-   into balanced groups (one Spark task and one data file each);
-2. executors read and decode the files (``mapInArrow`` over a frame of group ids); rejected
-   files come back through an accumulator;
-3. each table's rows of the batch's good folders are written in one Delta commit
-   (``replaceWhere sim_run IN (...)``): idempotent, so a rerun replaces whatever a crashed or
-   concurrent run left for those folders;
+   into balanced groups (one Spark task each);
+2. executors read and decode the files and write the rows straight into Parquet data files of
+   their tables (``simlake.datafiles``: pyarrow, columnar, no Spark row conversion); spike
+   times are computed from the decoded traces in the same pass. Voltage traces go first: the
+   trials they hold define which per-trial files are read in the second job (synapses,
+   presynaptic cells, dendritic recordings). Rejected files come back through an accumulator;
+   the driver gets only the list of files written;
+3. once every file of the batch is decoded, the driver knows all rejections and decides which
+   folders are good; each table's files of the good folders are then committed in one Delta
+   commit through delta-spark's transaction (``simlake.spark.delta_commit``), replacing
+   whatever the table held for the batch's folders (like ``replaceWhere sim_run IN (...)``):
+   idempotent, so a rerun replaces what a crashed or concurrent run left. Files of failed
+   folders are never committed and are deleted;
 4. the batch's rejections go to ``ingest_errors`` (an append-only log, one row per rejected file
    per run) and failed folders to ``ingest_failed_folders``;
 5. ``metadata`` is written last: it is the **completion record**.
 
-Two ways through steps 2-3, chosen per batch:
-
-- **streaming** (the default): each table is decoded straight into its commit, one pass over
-  the raw bytes and nothing held in memory. Voltage traces go first; the trials of each folder
-  are read back from the stored rows (two narrow columns) and define which per-trial files are
-  read. A folder fails here only when it has no readable voltage trace, and that is known
-  before any other table is written; its other files are not read. Spike times are computed
-  from the stored traces of the batch.
-- **checked** (``--strict``, and batches that replace folders already in the database with
-  ``--refresh``): every table of the batch is decoded into persisted frames first, so all
-  rejections are known before anything is written; then the good folders' rows are written.
-  This is what keeps a failed refresh from touching the stored version and lets strict mode
-  write nothing for a folder with any rejected file. It holds a batch's decoded rows (memory,
-  then local disk), so it costs more time and memory than streaming.
+Nothing of a batch is committed before all of its files are decoded, so a folder whose files
+fail (strict mode, or no readable voltage trace) never reaches a table, and a failed refresh
+leaves the stored version untouched. In strict mode every data file holds one folder, so the
+files of failed folders can be left out.
 
 Crash safety (why a SIGKILL at any moment loses and duplicates nothing):
 
@@ -40,7 +37,9 @@ Crash safety (why a SIGKILL at any moment loses and duplicates nothing):
 - ``--refresh`` of a changed folder first deletes its metadata rows (hiding it), then replaces
   its rows in every table, then writes its metadata: a kill in between leaves the folder hidden
   and not ingested, and the next run ingests it as new. A refresh whose new files fail keeps the
-  stored version untouched (the failure is known before anything is written).
+  stored version untouched (the failure is known before anything is committed).
+- Data files written but not committed (a killed run, a failed folder) are invisible: Delta
+  reads only the files its log names (``VACUUM`` removes such leftovers).
 - The test hook ``IngestOptions.pause_after`` stops the driver at a named step so that tests can
   SIGKILL it there (see ``ingest_options``); it is off by default.
 
@@ -60,6 +59,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import posixpath
@@ -68,10 +68,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from simlake import schemas
+from simlake.datafiles import DataFile
 from simlake.discovery import SimRunFolder, SimrunTree, discover
 from simlake.ingest_options import IngestOptions
 from simlake.ingest_plan import (
@@ -86,6 +90,8 @@ from simlake.ingest_plan import (
 from simlake.layout import table_path
 from simlake.manifest import read_manifest, update_manifest
 from simlake.spark import executor_tasks, tables
+from simlake.spark.delta_commit import Replace
+from simlake.spark.executor_tasks import SpikeOutput, TableOutput, WriteGroup
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -201,35 +207,28 @@ class DatabaseState:
     failed: dict[str, FailedFolder] = field(default_factory=dict)
 
 
-def _is_table(spark: SparkSession, db: str, key: str) -> bool:
-    from delta.tables import DeltaTable
-
-    return DeltaTable.isDeltaTable(spark, table_path(db, key))
-
-
-def committed_folders(spark: SparkSession, db_path: str) -> dict[str, str | None]:
+def committed_folders(db_path: str) -> dict[str, str | None]:
     """sim_run -> folder fingerprint of every folder whose metadata is committed."""
-    from pyspark.sql import functions as F
-
-    if not _is_table(spark, db_path, "metadata"):
-        return {}
-    meta = spark.read.format("delta").load(table_path(db_path, "metadata"))
-    fingerprint = (F.col("folder_fingerprint") if "folder_fingerprint" in meta.columns
-                   else F.lit(None).cast("string"))
-    rows = meta.select("sim_run", fingerprint.alias("fp")).distinct().collect()
+    meta = tables.read_columns(db_path, "metadata", ["sim_run", "folder_fingerprint"])
     out: dict[str, str | None] = {}
-    for r in rows:  # an older version's rows (no fingerprint) and ours can mix in one folder
-        out[r["sim_run"]] = r["fp"] if out.get(r["sim_run"]) is None else out[r["sim_run"]]
+    if meta is None:
+        return out
+    pairs = meta.group_by(["sim_run", "folder_fingerprint"]).aggregate([])
+    for sim_run, fp in zip(pairs.column("sim_run").to_pylist(),
+                           pairs.column("folder_fingerprint").to_pylist(), strict=True):
+        # an older version's rows (no fingerprint) and ours can mix in one folder
+        out[sim_run] = fp if out.get(sim_run) is None else out[sim_run]
     return out
 
 
-def read_state(spark: SparkSession, db_path: str) -> DatabaseState:
+def read_state(db_path: str) -> DatabaseState:
     """The committed folders and the recorded failures of the database ``db_path``."""
-    state = DatabaseState(committed=committed_folders(spark, db_path))
-    if _is_table(spark, db_path, "ingest_failed_folders"):
-        rows = (spark.read.format("delta").load(table_path(db_path, "ingest_failed_folders"))
-                .select("sim_run", "folder_fingerprint", "strict", "reason", "run_id", "time")
-                .collect())
+    state = DatabaseState(committed=committed_folders(db_path))
+    failures = tables.read_columns(db_path, "ingest_failed_folders",
+                                   ["sim_run", "folder_fingerprint", "strict", "reason",
+                                    "run_id", "time"])
+    if failures is not None:
+        rows = failures.to_pylist()
         for r in sorted(rows, key=lambda r: (r["time"], r["run_id"] or "")):
             if r["sim_run"] not in state.committed:
                 state.failed[r["sim_run"]] = FailedFolder(r["folder_fingerprint"],
@@ -337,32 +336,33 @@ def _error_accumulator(spark: SparkSession):
     return spark.sparkContext.accumulator([], ListParam())
 
 
-def decoded_frame(spark: SparkSession, key: str, tasks: list[FileTask], target_bytes: int,
-                  errors) -> DataFrame:
-    """Decode ``tasks`` on the executors into rows of table ``key``, one partition per group.
+def write_groups(batch: _Batch, tasks_by_key: dict[str, list[FileTask]]) -> list[WriteGroup]:
+    """Spark tasks writing the decoded tables ``tasks_by_key``: each table's files packed in key
+    order into balanced groups, at least two per executor core over all tables together (in
+    proportion to each table's bytes), largest first so that no core idles at the end."""
+    cores = batch.spark.sparkContext.defaultParallelism
+    total = sum(t.size for tasks in tasks_by_key.values() for t in tasks) or 1
+    groups = []
+    for key, tasks in tasks_by_key.items():
+        share = sum(t.size for t in tasks) / total
+        min_groups = max(1, round(2 * cores * share))
+        for packed in pack_contiguous(tasks, batch.opts.target_task_bytes, min_groups):
+            groups.append(WriteGroup(batch.output(key), tuple(packed), batch.spike_output(key)))
+    groups.sort(key=lambda g: -sum(t.size for t in g.tasks))
+    return groups
 
-    At least two groups per executor core (when there are enough files), of balanced sizes, so
-    that no core idles through the last round of tasks.
-    """
-    groups = pack_contiguous(tasks, target_bytes,
-                             min_groups=2 * spark.sparkContext.defaultParallelism)
-    # one id per partition (a range of n ids in n slices): the executor decodes group ``id``.
+
+def run_write_groups(spark: SparkSession, groups: list[WriteGroup], errors) -> list:
+    """Decode and write ``groups`` on the executors (one Spark task each); the rows of
+    ``executor_tasks.OUTPUT_SCHEMA`` they return (files written, trials found)."""
+    if not groups:
+        return []
+    # one id per partition (a range of n ids in n slices): the executor writes group ``id``.
     # The groups travel with the function; no Python stage builds a frame of task rows first.
-    ids = spark.range(len(groups), numPartitions=max(1, len(groups)))
-    decoded = ids.mapInArrow(executor_tasks.decode_groups(key, groups, errors),
-                               tables.spark_schema(schemas.TABLES[key]))
-    if key in tables.PARTITION_COLUMNS:
-        # the writer clusters rows by the partition column: make that order explicit and total
-        # (one row per trial and site, so the sort cannot reorder anything that matters)
-        return decoded.sortWithinPartitions(*_sort_columns(key))
-    # Rows already come out in key order (tasks are sorted, each file's rows are in trial and
-    # line order). No sort: it costs a full pass, and an unstable sort on sim_trial_index alone
-    # could reorder a trial's synapse lines after a spill.
-    return decoded
-
-
-def _sort_columns(key: str) -> list[str]:
-    return tables.PARTITION_COLUMNS.get(key, []) + ["sim_trial_index"]
+    ids = spark.range(len(groups), numPartitions=len(groups))
+    out = ids.mapInArrow(executor_tasks.write_groups(groups, errors),
+                         tables.spark_schema(executor_tasks.OUTPUT_SCHEMA))
+    return [r.asDict() for r in out.collect()]
 
 
 def _batch_rows(spark: SparkSession, db_path: str, key: str, sim_runs: Sequence[str],
@@ -372,9 +372,9 @@ def _batch_rows(spark: SparkSession, db_path: str, key: str, sim_runs: Sequence[
 
 
 def _range_layout(df: DataFrame, key: str, rows_per_file: int, n_rows: int) -> DataFrame:
-    """Range-partition and sort small derived tables (spike times, metadata) by key."""
+    """Range-partition and sort rows of a derived table by key (one file per partition)."""
     n_files = max(1, -(-n_rows // rows_per_file))
-    cols = _sort_columns(key)
+    cols = tables.PARTITION_COLUMNS.get(key, []) + ["sim_trial_index"]
     if n_files == 1:  # one file: no range-sampling job (and not coalesce(1), which would run
         # the whole upstream computation in a single task)
         return df.repartition(1).sortWithinPartitions(*cols)
@@ -403,16 +403,14 @@ def ingest(spark: SparkSession, opts: IngestOptions,
     tree_rejections = [Rejection(path, None, "listing", reason) for path, reason in tree.problems]
     summary.rejections.extend(tree_rejections)
 
-    state = read_state(spark, opts.db_path)
+    state = read_state(opts.db_path)
     todo = plan_folders(tree, state, opts, summary)
     refresh = set(summary.folders_refreshed)
 
-    batch_bytes = (min(opts.batch_bytes, opts.checked_batch_bytes)
-                   if _is_checked(opts, todo, state) else opts.batch_bytes)
-    batches = batches_by_bytes(todo, batch_bytes)
+    batches = batches_by_bytes(todo, opts.batch_bytes)
     for number, batch in enumerate(batches, 1):
         if number > 1 and opts.core:  # a concurrent run may have committed some meanwhile
-            now = committed_folders(spark, opts.db_path)
+            now = committed_folders(opts.db_path)
             done = [f.sim_run for f in batch if f.sim_run in now and f.sim_run not in refresh]
             summary.folders_done_concurrently.extend(done)
             batch = [f for f in batch if f.sim_run not in set(done)]
@@ -423,7 +421,7 @@ def ingest(spark: SparkSession, opts: IngestOptions,
                       tree_rejections if number == 1 else [])
 
     if opts.core:
-        _update_manifest(spark, opts, wrote=bool(todo))
+        _update_manifest(opts, wrote=bool(todo))
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -456,25 +454,6 @@ def _checkpoint(opts: IngestOptions, step: str, batch: int) -> None:
     log.warning("test hook: released at %s of batch %d", step, batch)
 
 
-def _decode_persisted(batch: _Batch, key: str) -> None:
-    """Decode table ``key`` of the batch and keep its rows (memory, spilling to disk) for the
-    writes to come; counts its rows per folder.
-
-    Materialising the frame here runs every decoder, so all rejections are known before
-    anything is written.
-    """
-    from pyspark import StorageLevel
-
-    tasks = batch.tasks(key)
-    _progress(key, tasks)
-    frame = decoded_frame(batch.spark, key, tasks, batch.opts.target_task_bytes, batch.errors)
-    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-    batch.keep.append(frame)
-    batch.frames[key] = frame
-    batch.counts[key] = {r["sim_run"]: int(r["count"])
-                         for r in frame.groupBy("sim_run").count().collect()}
-
-
 def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRunFolder],
                   run_id: str, summary: IngestSummary, state: DatabaseState, number: int,
                   extra_rejections: list[Rejection]) -> None:
@@ -485,28 +464,26 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
     rejections = batch.rejections
     scratch = os.path.join(db, SCRATCH_DIR, run_id)
     try:
-        if _is_checked(opts, folders, state):
-            _decode_checked(batch, scratch)
-            good, failed, targets = _decide(batch, state)
-            if opts.core:  # hide refreshed folders while their tables are replaced
-                tables.delete_rows(spark, db, "metadata",
-                                   [f.sim_run for f in good if f.sim_run in state.committed])
-            _write_checked(batch, [f.sim_run for f in good], targets)
-        else:
-            good, failed, targets = _write_streaming(batch, state)
+        _decode(batch, scratch)
+        good, failed, targets = _decide(batch, state)
         good_runs = [f.sim_run for f in good]
+        if opts.core:  # hide refreshed folders while their tables are replaced
+            tables.delete_rows(spark, db, "metadata",
+                               [s for s in good_runs if s in state.committed])
+        _commit_decoded(batch, good_runs, targets)
         trials = batch.trials
         n_trials = sum(len(trials.get(s, ())) for s in good_runs)
         for key, source, threshold in (
                 ("spike_times", "voltage_traces", opts.spike_threshold),
                 ("dendritic_spike_times", "dendritic_recordings",
                  opts.dendritic_spike_times_threshold)):
-            if key in batch.wanted:
-                batch.rows[key] = _write_spikes(spark, db, key, batch.frames.get(source), source,
-                                                good_runs, targets, threshold, n_trials)
+            if key in batch.wanted and key not in batch.files:  # not derived while decoding
+                batch.rows[key] = _write_spikes(spark, db, key, source, good_runs, targets,
+                                                threshold, n_trials)
                 batch.done(key)
         if "parameterfiles" in batch.wanted:
-            hashes = _store_param_files(spark, db, good, batch.errors)
+            hashes = (batch.param_hashes if batch.param_hashes is not None
+                      else _store_param_files(spark, db, good, batch.errors))
             batch.collect_rejections()
             batch.rows["parameterfiles"] = _write_parameterfiles(spark, db, good, trials, hashes,
                                                                  targets)
@@ -530,8 +507,7 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
             batch.done("metadata")
             summary.trials += n_trials
     finally:
-        for frame in batch.keep:
-            frame.unpersist()
+        batch.discard_uncommitted()
         shutil.rmtree(scratch, ignore_errors=True)
         _remove_empty(os.path.join(db, SCRATCH_DIR))
 
@@ -545,7 +521,8 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
 
 @dataclass
 class _Batch:
-    """One commit batch in the making: its folders, what was decoded, what was written."""
+    """One commit batch in the making: its folders, the data files written, what was
+    committed."""
 
     spark: SparkSession
     opts: IngestOptions
@@ -554,10 +531,9 @@ class _Batch:
     errors: object  # the accumulator of executor-side rejections
     trials: dict[str, set[int]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
-    frames: dict[str, DataFrame] = field(default_factory=dict)  # persisted (checked mode)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> sim_run -> rows
+    files: dict[str, list[DataFile]] = field(default_factory=dict)  # key -> written, uncommitted
+    param_hashes: dict | None = None  # sim_run -> stored param files, once stored
     rows: dict[str, int] = field(default_factory=dict)  # key -> rows written
-    keep: list[DataFrame] = field(default_factory=list)
     files_read: int = 0
     bytes_read: int = 0
 
@@ -567,6 +543,9 @@ class _Batch:
         self.sim_runs = [f.sim_run for f in self.folders]
         self.rejections.extend(Rejection(path, f.sim_run, "listing", reason)
                                for f in self.folders for path, reason in f.problems)
+        # strict mode fails folders for any rejected file, after their rows were decoded:
+        # their rows must be in files of their own, which are then left out
+        self.split_folders = self.opts.strict
 
     def done(self, step: str) -> None:
         """Log the seconds since the previous step; then the test hook's checkpoint."""
@@ -606,32 +585,96 @@ class _Batch:
             keys.append("dendritic_recordings")
         return keys
 
+    def output(self, key: str) -> TableOutput:
+        """Where the executors write table ``key`` (files may land before the table is
+        created: they are invisible until committed)."""
+        return tables.table_output(self.opts.db_path, key, self.split_folders)
 
-def _is_checked(opts: IngestOptions, folders: Sequence[SimRunFolder],
-                state: DatabaseState) -> bool:
-    """Whether ``folders`` go the checked way (module docstring): decode everything before
-    writing anything, in strict mode and when they replace stored folders (whose failure must
-    leave the stored version untouched). Otherwise every table streams from the decoders into
-    its commit: a folder fails there only for an unreadable voltage file, and that is known
-    before any other table is written."""
-    return opts.strict or (opts.core and any(f.sim_run in state.committed for f in folders))
+    def created_tables(self) -> list[str]:
+        """Tables this batch commits to whatever it finds (created while it decodes)."""
+        keys = (["voltage_traces"] if self.opts.core else []) + self.decoded_keys()
+        keys += [s.output.table for s in map(self.spike_output, keys) if s is not None]
+        return keys + [k for k in ("parameterfiles", "metadata") if k in self.wanted]
+
+    def spike_output(self, key: str) -> SpikeOutput | None:
+        """Spike times derived from decoded table ``key`` in the same pass, if wanted."""
+        derived = {"voltage_traces": ("spike_times", self.opts.spike_threshold),
+                   "dendritic_recordings": ("dendritic_spike_times",
+                                            self.opts.dendritic_spike_times_threshold)}
+        if key not in derived or derived[key][0] not in self.wanted:
+            return None
+        spike_key, threshold = derived[key]
+        return SpikeOutput(self.output(spike_key), threshold)
+
+    def add_results(self, results: list[dict], decoded: Sequence[str]) -> None:
+        """Take the executors' results: data files per table (also derived ones, and an empty
+        list for each of ``decoded``), and the trials of decoded voltage files."""
+        for key in decoded:
+            self.files.setdefault(key, [])
+            spikes = self.spike_output(key)
+            if spikes is not None:
+                self.files.setdefault(spikes.output.table, [])
+        for row in results:
+            if row["path"] is None:
+                for sim_run, trialnrs in json.loads(row["trials"]).items():
+                    self.trials.setdefault(sim_run, set()).update(trialnrs)
+            else:
+                self.files[row["table"]].append(DataFile.from_record(row))
+
+    def discard_uncommitted(self) -> None:
+        """Delete the data files written and not committed (a failed folder's, or all of them
+        when the batch stopped early)."""
+        for key, files in self.files.items():
+            root = table_path(self.opts.db_path, key)
+            for f in files:
+                try:
+                    os.remove(os.path.join(root, f.path))
+                except OSError:
+                    pass
+        self.files = {}
 
 
-def _decode_checked(batch: _Batch, scratch: str) -> None:
-    """Decode every table of the batch into persisted frames; write nothing."""
+def _decode(batch: _Batch, scratch: str) -> None:
+    """Decode every raw file of the batch into data files of its tables (nothing committed):
+    voltage traces first (they define the trials of each folder), then the per-trial files of
+    the trials found and the dendritic recordings, in one Spark job.
+
+    Meanwhile, in driver threads: the tables are created, and (unless strict) the param files of
+    the folders with trials are stored by a second Spark job, which fills the cores that the
+    decoding leaves idle at its end.
+    """
     spark, opts = batch.spark, batch.opts
-    if opts.core:
-        _decode_persisted(batch, "voltage_traces")
-        batch.trials = _trials_from(batch.frames["voltage_traces"])
-    else:
-        batch.trials = _trials_of(spark, opts.db_path, batch.sim_runs)
-    for key in batch.decoded_keys():
-        _decode_persisted(batch, key)
-    if opts.strict and "parameterfiles" in batch.wanted:  # check them without storing any
-        _store_param_files(spark, scratch, [f for f in batch.folders
-                                            if batch.trials.get(f.sim_run)], batch.errors)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="simlake-batch") as pool:
+        creating = pool.submit(_ensure_tables, spark, opts.db_path, batch.created_tables())
+        if opts.core:
+            tasks = {"voltage_traces": batch.tasks("voltage_traces")}
+            _progress(tasks)
+            results = run_write_groups(spark, write_groups(batch, tasks), batch.errors)
+            batch.add_results(results, list(tasks))
+        else:
+            batch.trials = _trials_of(opts.db_path, batch.sim_runs)
+        with_trials = [f for f in batch.folders if batch.trials.get(f.sim_run)]
+        storing = None
+        if "parameterfiles" in batch.wanted:
+            # strict: checked in a scratch folder, stored once the folders are known good
+            storing = pool.submit(_store_param_files, spark, scratch if opts.strict else
+                                  opts.db_path, with_trials, batch.errors)
+        tasks = {key: batch.tasks(key) for key in batch.decoded_keys()}
+        _progress(tasks)
+        results = run_write_groups(spark, write_groups(batch, tasks), batch.errors)
+        batch.add_results(results, list(tasks))
+        creating.result()
+        if storing is not None and not opts.strict:
+            batch.param_hashes = storing.result()
+        elif storing is not None:
+            storing.result()
     batch.collect_rejections()
     batch.done("decoded")
+
+
+def _ensure_tables(spark: SparkSession, db: str, keys: Sequence[str]) -> None:
+    for key in keys:
+        tables.ensure_table(spark, db, key)
 
 
 def _decide(batch: _Batch, state: DatabaseState):
@@ -651,49 +694,27 @@ def _decide(batch: _Batch, state: DatabaseState):
     return good, failed, targets
 
 
-def _write_checked(batch: _Batch, good_runs: list[str], targets: list[str]) -> None:
-    """Write the persisted frames of the good folders, one commit per table."""
-    for key in DECODED_TABLES:
-        if key in batch.frames:
-            frame = batch.frames[key].where(_in("sim_run", good_runs))
-            tables.replace_rows(frame, batch.opts.db_path, key, targets)
-            batch.rows[key] = sum(batch.counts[key].get(s, 0) for s in good_runs)
-            batch.done(key)
-
-
-def _write_streaming(batch: _Batch, state: DatabaseState):
-    """Decode each table straight into its commit (one pass over the raw bytes).
-
-    Voltage traces first: the trials of each folder are then read back from the stored rows
-    (two narrow columns), so the other tables read only the files of trials that exist.
-    """
-    spark, opts, db = batch.spark, batch.opts, batch.opts.db_path
-    if opts.core:
-        _write_decoded(batch, "voltage_traces", batch.sim_runs)
-        batch.trials = _trials_from(_batch_rows(spark, db, "voltage_traces", batch.sim_runs))
-    else:
-        batch.trials = _trials_of(spark, db, batch.sim_runs)
-    batch.collect_rejections()
-    good, failed, targets = _decide(batch, state)
-    for key in batch.decoded_keys():
-        _write_decoded(batch, key, targets)
-    batch.collect_rejections()
-    batch.done("decoded")
-    return good, failed, targets
-
-
-def _write_decoded(batch: _Batch, key: str, targets: list[str]) -> None:
-    tasks = batch.tasks(key)
-    _progress(key, tasks)
-    frame = decoded_frame(batch.spark, key, tasks, batch.opts.target_task_bytes, batch.errors)
-    batch.rows[key] = tables.replace_rows(frame, batch.opts.db_path, key, targets)
-    batch.done(key)
-
-
-def _in(column: str, values: Sequence[str]):
-    from pyspark.sql import functions as F
-
-    return F.col(column).isin(list(values)) if values else F.lit(False)
+def _commit_decoded(batch: _Batch, good_runs: list[str], targets: list[str]) -> None:
+    """Commit the data files of the good folders, one commit per table (decoded tables in
+    order, then the spike times derived from them), each replacing the targets' rows."""
+    good = set(good_runs)
+    thresholds = {"spike_times": batch.opts.spike_threshold,
+                  "dendritic_spike_times": batch.opts.dendritic_spike_times_threshold}
+    order = [k for k in (*DECODED_TABLES, *thresholds) if k in batch.files]
+    for key in order:
+        keep = [f for f in batch.files[key] if set(f.sim_runs) <= good]
+        mixed = [f.path for f in batch.files[key] if set(f.sim_runs) & good
+                 and not set(f.sim_runs) <= good]
+        if mixed:  # cannot happen: a folder fails with rows only in strict mode (split files)
+            raise RuntimeError(f"{key}: data files mix good and failed folders: {mixed}")
+        replace = Replace(tuple(sorted(set(targets))), "threshold" if key in thresholds else None,
+                          thresholds.get(key))
+        if targets:
+            batch.rows[key] = tables.commit(batch.spark, batch.opts.db_path, key, keep, replace)
+        committed = {f.path for f in keep} if targets else set()
+        leftover = [f for f in batch.files[key] if f.path not in committed]
+        batch.files[key] = leftover  # deleted as uncommitted at the end of the batch
+        batch.done(key)
 
 
 def _accumulated(errors) -> list[Rejection]:
@@ -708,42 +729,35 @@ def _remove_empty(path: str) -> None:
         pass
 
 
-def _progress(key: str, tasks: list[FileTask]) -> None:
-    log.info("%s: decoding %d files (%.1f MB) on the executors", key, len(tasks),
-             sum(t.size for t in tasks) / 1e6)
+def _progress(tasks: dict[str, list[FileTask]]) -> None:
+    for key, key_tasks in tasks.items():
+        log.info("%s: decoding %d files (%.1f MB) on the executors", key, len(key_tasks),
+                 sum(t.size for t in key_tasks) / 1e6)
 
 
-def _trials_from(frame: DataFrame) -> dict[str, set[int]]:
-    """sim_run -> trial numbers of decoded voltage rows."""
+def _trials_of(db: str, sim_runs: Sequence[str]) -> dict[str, set[int]]:
+    """sim_run -> trial numbers of these folders in the stored completion record."""
+    rows = tables.read_columns(db, "metadata", ["sim_run", "trialnr"], sim_runs)
     trials: dict[str, set[int]] = defaultdict(set)
-    for row in frame.select("sim_run", "trialnr").collect():
-        trials[row["sim_run"]].add(int(row["trialnr"]))
+    if rows is not None:
+        for sim_run, trialnr in zip(rows.column("sim_run").to_pylist(),
+                                    rows.column("trialnr").to_pylist(), strict=True):
+            trials[sim_run].add(int(trialnr))
     return dict(trials)
 
 
-def _trials_of(spark: SparkSession, db: str, sim_runs: Sequence[str]) -> dict[str, set[int]]:
-    """sim_run -> trial numbers of these folders in the stored completion record."""
-    if not _is_table(spark, db, "metadata"):
-        return {}
-    return _trials_from(_batch_rows(spark, db, "metadata", sim_runs))
-
-
-def _write_spikes(spark: SparkSession, db: str, key: str, source: DataFrame | None,
-                  source_key: str, good_runs: Sequence[str], targets: Sequence[str],
-                  threshold: float, n_trials: int) -> int:
-    """Spike times of the good folders at ``threshold``, from the persisted decoded traces of
-    this batch or else from the stored ones; returns the rows written."""
-    if source is not None:
-        rows = source.where(_in("sim_run", good_runs))
-    elif _is_table(spark, db, source_key) and good_runs:
-        rows = _batch_rows(spark, db, source_key, good_runs)
-    else:
+def _write_spikes(spark: SparkSession, db: str, key: str, source_key: str,
+                  good_runs: Sequence[str], targets: Sequence[str], threshold: float,
+                  n_trials: int) -> int:
+    """Spike times of the good folders at ``threshold`` from the stored rows of ``source_key``
+    (a run that did not decode them, e.g. ``core=False``); returns the rows written."""
+    if not (tables.exists(db, source_key) and good_runs):
         return 0
+    rows = _batch_rows(spark, db, source_key, good_runs)
     spikes = rows.mapInArrow(executor_tasks.spike_batches(key, threshold),
                              tables.spark_schema(schemas.TABLES[key]))
     spikes = _range_layout(spikes, key, rows_per_file=200_000, n_rows=n_trials)
-    return tables.replace_rows(spikes, db, key, targets,
-                               extra_predicate=f"threshold = {threshold!r}")
+    return tables.replace_rows(spikes, db, key, targets, column="threshold", value=threshold)
 
 
 def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors):
@@ -752,12 +766,23 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
              f"{f.abspath}/{f.network_param}" if f.network_param else None) for f in folders]
     if not rows:
         return {}
-    frame = spark.createDataFrame(rows, "sim_run string, neuron_path string, network_path string")
-    frame = frame.repartition(max(1, min(len(rows), spark.sparkContext.defaultParallelism * 2)))
+    # row ids in a few slices; the rows travel with the function (no shuffle of a built frame)
+    ids = spark.range(len(rows), numPartitions=min(len(rows),
+                                                   spark.sparkContext.defaultParallelism * 2))
     out_schema = ("sim_run string, path_neuron string, path_network string, "
                   "hash_neuron string, hash_network string")
-    stored = frame.mapInPandas(executor_tasks.store_param_batches(db, errors), out_schema).collect()
+    stored = ids.mapInPandas(executor_tasks.store_param_batches(db, rows, errors),
+                             out_schema).collect()
     return {r["sim_run"]: r.asDict() for r in stored}
+
+
+def _rows_table(key: str, rows: list[tuple]) -> pa.Table:
+    """Arrow rows of table ``key`` from tuples in schema order, sorted by key."""
+    schema = tables.table_schema(key)
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    table = pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)],
+                     schema=schema)
+    return table.sort_by("sim_trial_index") if "sim_trial_index" in schema.names else table
 
 
 def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFolder],
@@ -770,9 +795,8 @@ def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFold
             rows.append((schemas.sim_trial_index(f.sim_run, trialnr), f.sim_run,
                          info.get("path_neuron"), info.get("path_network"),
                          info.get("hash_neuron"), info.get("hash_network")))
-    df = spark.createDataFrame(rows, tables.spark_schema(schemas.PARAMETERFILES))
-    df = _range_layout(df, "parameterfiles", rows_per_file=500_000, n_rows=len(rows))
-    return tables.replace_rows(df, db, "parameterfiles", targets)
+    return tables.write_rows(spark, db, "parameterfiles", _rows_table("parameterfiles", rows),
+                             Replace(tuple(sorted(set(targets)))))
 
 
 def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
@@ -784,9 +808,8 @@ def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
             rows.append((schemas.sim_trial_index(f.sim_run, trialnr), f.sim_run, trialnr,
                          f.voltage_file, f.synapse_files.get(trialnr), f.cell_files.get(trialnr),
                          run_id, fingerprint))
-    df = spark.createDataFrame(rows, tables.spark_schema(schemas.METADATA))
-    df = _range_layout(df, "metadata", rows_per_file=500_000, n_rows=len(rows))
-    return tables.replace_rows(df, db, "metadata", targets)
+    return tables.write_rows(spark, db, "metadata", _rows_table("metadata", rows),
+                             Replace(tuple(sorted(set(targets)))))
 
 
 def _failed_folders(folders: list[SimRunFolder], trials: dict[str, set[int]],
@@ -814,8 +837,7 @@ def _record_rejections(spark: SparkSession, db: str, run_id: str,
                        rejections: list[Rejection]) -> None:
     now = dt.datetime.now(dt.UTC)
     rows = [(r.path, r.sim_run, r.kind, r.reason, run_id, now) for r in rejections]
-    df = spark.createDataFrame(rows, tables.spark_schema(schemas.INGEST_ERRORS))
-    tables.append_rows(df.coalesce(1), db, "ingest_errors")
+    tables.write_rows(spark, db, "ingest_errors", _rows_table("ingest_errors", rows), None)
 
 
 def _record_failed_folders(spark: SparkSession, db: str, run_id: str,
@@ -824,20 +846,20 @@ def _record_failed_folders(spark: SparkSession, db: str, run_id: str,
     now = dt.datetime.now(dt.UTC)
     rows = [(f.sim_run, folder_fingerprint(f), strict, failed[f.sim_run], run_id, now)
             for f in folders if f.sim_run in failed]
-    df = spark.createDataFrame(rows, tables.spark_schema(tables.INGEST_FAILED_FOLDERS))
-    tables.append_rows(df.coalesce(1), db, "ingest_failed_folders")
+    tables.write_rows(spark, db, "ingest_failed_folders",
+                      _rows_table("ingest_failed_folders", rows), None)
 
 
-def _update_manifest(spark: SparkSession, opts: IngestOptions, wrote: bool) -> None:
+def _update_manifest(opts: IngestOptions, wrote: bool) -> None:
     """Record ``simresult_path`` and the ``filelist`` of the committed folders in the manifest.
 
     Also after a run that wrote nothing, when the manifest lags behind ``metadata`` (a run
     killed after its last metadata commit).
     """
-    if not _is_table(spark, opts.db_path, "metadata"):
+    meta = tables.read_columns(opts.db_path, "metadata", ["sim_run", "voltage_traces_file_name"])
+    if meta is None:
         return
-    meta = spark.read.format("delta").load(table_path(opts.db_path, "metadata"))
-    pairs = meta.select("sim_run", "voltage_traces_file_name").distinct().collect()
+    pairs = meta.group_by(["sim_run", "voltage_traces_file_name"]).aggregate([]).to_pylist()
     filelist = sorted(posixpath.join(r["sim_run"], r["voltage_traces_file_name"])
                       for r in pairs if r["voltage_traces_file_name"])
     manifest = read_manifest(opts.db_path)

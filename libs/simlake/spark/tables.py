@@ -1,10 +1,11 @@
 """Delta tables of a database: creation with the layout properties, and safe replacing writes.
 
-Every write is one Delta commit, retried on Delta's optimistic-concurrency conflicts (the writes
-are idempotent per sim-run folder, so a retry is always safe); when the retries run out,
-:class:`ConcurrentIngestError` says so in one line. A write whose rows carry columns that the
-stored table lacks (a table written by an older version) evolves the table's schema in the same
-commit (``mergeSchema``); old rows read the new columns as null.
+Data files are written with pyarrow (on the executors, or on the driver for small tables) and
+committed by delta-spark's transaction (``simlake.spark.delta_commit``). Every write is one Delta
+commit, retried on Delta's optimistic-concurrency conflicts (the writes are idempotent per
+sim-run folder, so a retry is always safe); when the retries run out,
+:class:`ConcurrentIngestError` says so in one line. Columns that a stored table lacks (a table
+written by an older version) are added before the commit; old rows read them as null.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
 from simlake import schemas
+from simlake.datafiles import RECORD_SCHEMA, DataFile, write_table_files
 from simlake.layout import table_path
+from simlake.spark.delta_commit import Replace, commit_files, create_table
+from simlake.spark.executor_tasks import TableOutput, write_frame_batches
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -40,12 +43,6 @@ PARTITION_COLUMNS: dict[str, list[str]] = {
 #: statistics come from the session setting in ``session.DELTA_CONF``: Delta 4.0 has no table
 #: property for the string prefix length.)
 STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
-
-
-#: Options of every data write. zstd: Parquet files 20-35% smaller than Spark's default snappy
-#: at the same write speed (measured on voltage, dendritic and synapse tables; pyarrow, dask
-#: and deltalake read it).
-WRITE_OPTIONS = {"compression": "zstd"}
 
 
 #: Tables of the ingest's own bookkeeping, not database keys (readers need not know them).
@@ -154,24 +151,14 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6,
 
 def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
     """Create the Delta table of ``key`` (schema, partitioning, properties) if it is absent."""
-    from delta.tables import DeltaTable
-
     path = table_path(db_root, key)
-    if DeltaTable.isDeltaTable(spark, path):
+    if exists(db_root, key):
         return path
-
-    def create() -> None:
-        builder = DeltaTable.createIfNotExists(spark).location(path)
-        builder = builder.addColumns(spark_schema(table_schema(key)))
-        if key in PARTITION_COLUMNS:
-            builder = builder.partitionedBy(*PARTITION_COLUMNS[key])
-        for name, value in table_properties(key).items():
-            builder = builder.property(name, value)
-        builder.execute()
-
-    # another writer creating the same table has its folder but not yet its first commit
-    with_conflict_retry(create, f"create {key}",
-                        also=("DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",))
+    # another writer creating the same table at once: a retry finds it created
+    with_conflict_retry(
+        lambda: create_table(spark, path, table_schema(key), PARTITION_COLUMNS.get(key, ()),
+                             table_properties(key)),
+        f"create {key}")
     return path
 
 
@@ -190,82 +177,132 @@ def replace_predicate(sim_runs: Sequence[str], extra: str | None = None) -> str:
     return f"({predicate}) AND ({extra})" if extra else predicate
 
 
+def exists(db_root: str, key: str) -> bool:
+    """Whether table ``key`` of the database ``db_root`` is a Delta table (read with
+    ``deltalake``: no Spark job)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(table_path(db_root, key))
+
+
+def read_columns(db_root: str, key: str, columns: Sequence[str],
+                 sim_runs: Sequence[str] | None = None) -> pa.Table | None:
+    """``columns`` of the stored rows of table ``key`` (only those of ``sim_runs`` if given),
+    read on the driver with ``deltalake`` (small bookkeeping reads; no Spark job). None when
+    the table does not exist; columns that an older table lacks come back as nulls."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    path = table_path(db_root, key)
+    if not DeltaTable.is_deltatable(path):
+        return None
+    dataset = DeltaTable(path).to_pyarrow_dataset()
+    present = [c for c in columns if c in dataset.schema.names]
+    where = (pc.field("sim_run").isin(sorted(set(sim_runs))) if sim_runs is not None else None)
+    rows = dataset.to_table(columns=present, filter=where)
+    schema = table_schema(key)
+    return pa.table({c: rows.column(c) if c in present else pa.nulls(rows.num_rows,
+                                                                      schema.field(c).type)
+                     for c in columns})
+
+
+def table_output(db_root: str, key: str, split_folders: bool = False) -> TableOutput:
+    """Where and how data files of table ``key`` are written (executors or driver)."""
+    return TableOutput(key, table_path(db_root, key), table_schema(key),
+                       tuple(PARTITION_COLUMNS.get(key, ())), split_folders)
+
+
+def commit(spark: SparkSession, db_root: str, key: str, files: Sequence[DataFile],
+           replace: Replace | None) -> int:
+    """Commit written data ``files`` to table ``key`` in one Delta commit, replacing the rows
+    that ``replace`` selects (None: append); retried on conflicts. Returns the rows added.
+
+    The table must exist (:func:`ensure_table`: its folder holds the files). Columns of
+    ``key``'s schema that the stored table lacks (an older version's table) are added first.
+    """
+    path = table_path(db_root, key)
+    evolve_schema(spark, path, key)
+    verb = "write" if replace is not None else "append"
+    return with_conflict_retry(
+        lambda: commit_files(spark, path, key, files, replace, table_schema(key),
+                             PARTITION_COLUMNS.get(key, ())),
+        f"{verb} {key}")
+
+
 def replace_rows(df: DataFrame, db_root: str, key: str, sim_runs: Sequence[str],
-                 extra_predicate: str | None = None) -> int:
-    """Atomically replace the rows of ``sim_runs`` in table ``key`` by ``df`` (one commit).
+                 column: str | None = None, value=None) -> int:
+    """Atomically replace the rows of ``sim_runs`` (with ``column`` = ``value``, if given) in
+    table ``key`` by the rows of ``df`` (one commit; the executors write the data files).
 
     Idempotent: writing the same folders again gives the same table, whatever a crashed or
     concurrent run left behind for those folders. No ``sim_runs``: nothing is written.
-    Returns the number of rows of ``df`` written (from the commit's own metrics, so it costs no
-    extra pass over the data).
+    Returns the number of rows written.
     """
     if not sim_runs:
         return 0
     spark = spark_of(df)
-    path = ensure_table(spark, db_root, key)
-    predicate = replace_predicate(sim_runs, extra_predicate)
-    ordered = df.select(*table_schema(key).names)
-    tag = f"simlake-write-{uuid.uuid4().hex}"
-
-    def write() -> None:
-        writer = (ordered.write.format("delta").mode("overwrite")
-                  .option("replaceWhere", predicate)
-                  .options(**WRITE_OPTIONS)
-                  .option("userMetadata", tag))
-        if missing_columns(spark, path, key):
-            writer = writer.option("mergeSchema", "true")
-        writer.save(path)
-
-    with_conflict_retry(write, f"write {key}")
-    return rows_written(spark, path, tag)
+    ensure_table(spark, db_root, key)
+    files = write_frame(df, db_root, key)
+    return commit(spark, db_root, key, files, Replace(tuple(sorted(set(sim_runs))), column, value))
 
 
-def rows_written(spark: SparkSession, path: str, tag: str) -> int:
-    """New rows of the commit tagged ``tag`` (``userMetadata``) in the table at ``path``:
-    its ``numOutputRows`` minus the rows a ``replaceWhere`` copied from rewritten files."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
+def write_frame(df: DataFrame, db_root: str, key: str) -> list[DataFile]:
+    """Write the rows of ``df`` as data files of table ``key`` (one or more per partition, in
+    partition order) on the executors; nothing is committed."""
+    from simlake.datafiles import DataFile as _DataFile
 
-    commits = (DeltaTable.forPath(spark, path).history(50)
-               .where(F.col("userMetadata") == tag).select("operationMetrics").collect())
-    if not commits:  # 50 commits of other writers since ours: cannot happen in practice
-        raise RuntimeError(f"{path}: own commit {tag} not found in the table history")
-    metrics = commits[0]["operationMetrics"] or {}
-    return int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0))
+    out = table_output(db_root, key)
+    ordered = df.select(*out.schema.names)
+    rows = ordered.mapInArrow(write_frame_batches(out), spark_schema(RECORD_SCHEMA)).collect()
+    return [_DataFile.from_record(r.asDict()) for r in rows]
 
 
-def missing_columns(spark: SparkSession, path: str, key: str) -> list[str]:
-    """Columns of ``key``'s current schema that the stored table at ``path`` lacks."""
-    from delta.tables import DeltaTable
-
-    stored = set(DeltaTable.forPath(spark, path).toDF().columns)
-    return [name for name in table_schema(key).names if name not in stored]
+def write_rows(spark: SparkSession, db_root: str, key: str, rows: pa.Table,
+               replace: Replace | None) -> int:
+    """Write the Arrow ``rows`` (small: metadata, logs) from the driver as one data file of
+    table ``key`` and commit it (``replace`` as in :func:`commit`). Returns the rows written."""
+    if replace is not None and not replace.sim_runs:
+        return 0
+    ensure_table(spark, db_root, key)
+    out = table_output(db_root, key)
+    files = write_table_files(out.root, key, out.schema, rows, out.partition_columns)
+    return commit(spark, db_root, key, files, replace)
 
 
 def delete_rows(spark: SparkSession, db_root: str, key: str, sim_runs: Sequence[str]) -> None:
     """Delete the rows of ``sim_runs`` from table ``key`` if the table exists."""
-    from delta.tables import DeltaTable
-
-    path = table_path(db_root, key)
-    if not sim_runs or not DeltaTable.isDeltaTable(spark, path):
+    if not sim_runs or not exists(db_root, key):
         return
-    predicate = replace_predicate(sim_runs)
-    with_conflict_retry(lambda: DeltaTable.forPath(spark, path).delete(predicate), f"delete {key}")
+    commit(spark, db_root, key, [], Replace(tuple(sorted(set(sim_runs)))))
 
 
 def append_rows(df: DataFrame, db_root: str, key: str) -> None:
     """Append ``df`` to table ``key`` (for logs such as ``ingest_errors``)."""
     spark = spark_of(df)
-    path = ensure_table(spark, db_root, key)
-    ordered = df.select(*table_schema(key).names)
+    ensure_table(spark, db_root, key)
+    commit(spark, db_root, key, write_frame(df, db_root, key), None)
 
-    def write() -> None:
-        writer = ordered.write.format("delta").mode("append").options(**WRITE_OPTIONS)
-        if missing_columns(spark, path, key):
-            writer = writer.option("mergeSchema", "true")
-        writer.save(path)
 
-    with_conflict_retry(write, f"append {key}")
+def missing_columns(path: str, key: str) -> list[str]:
+    """Columns of ``key``'s current schema that the stored table at ``path`` lacks."""
+    from deltalake import DeltaTable
+
+    stored = set(DeltaTable(path).schema().to_arrow().names)
+    return [name for name in table_schema(key).names if name not in stored]
+
+
+def evolve_schema(spark: SparkSession, path: str, key: str) -> None:
+    """Add the columns of ``key``'s schema that the stored table lacks (an older version's
+    table); its stored rows read them as null."""
+    missing = missing_columns(path, key)
+    if not missing:
+        return
+    fields = spark_schema(table_schema(key))
+    columns = ", ".join(f"`{name}` {fields[name].dataType.simpleString()}" for name in missing)
+    log.info("%s: adding columns %s", path, ", ".join(missing))
+    with_conflict_retry(
+        lambda: spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})"),
+        f"evolve {key}")
 
 
 def spark_of(df: DataFrame) -> SparkSession:

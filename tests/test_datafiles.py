@@ -1,0 +1,103 @@
+"""Data files written with pyarrow (no Spark): what is written equals what was given, files
+split where the layout says, and the Delta statistics are exact."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from simlake import schemas
+from simlake.datafiles import DataFile, TableFileWriter, write_table_files
+
+
+def _dendritic_rows(site: str, sim_run: str, trials: range) -> pa.Table:
+    n = len(trials)
+    return pa.table({
+        "recording_site": [site] * n,
+        "sim_trial_index": [schemas.sim_trial_index(sim_run, t) for t in trials],
+        "sim_run": [sim_run] * n,
+        "trialnr": list(trials),
+        "t": [[0.0, 0.025]] * n,
+        "vm": [[-65.0, float(t)] for t in trials],
+    }, schema=schemas.DENDRITIC_RECORDINGS)
+
+
+def _read(root: str, f: DataFile) -> pa.Table:
+    return pq.read_table(os.path.join(root, f.path))
+
+
+def test_files_hold_the_rows_given_and_exact_stats(tmp_path):
+    root = str(tmp_path)
+    rows = pa.concat_tables([
+        _dendritic_rows("apical", "results/run_a", range(0, 3)),
+        _dendritic_rows("apical", "results/run_b", range(0, 2)),
+        _dendritic_rows("basal", "results/run_a", range(0, 3)),
+    ])
+    files = write_table_files(root, "dendritic_recordings", schemas.DENDRITIC_RECORDINGS, rows,
+                              partition_columns=["recording_site"])
+    # one file per partition value, in order; the partition column stays in the log only
+    assert [f.partition_values for f in files] == [{"recording_site": "apical"},
+                                                   {"recording_site": "basal"}]
+    assert [f.sim_runs for f in files] == [("results/run_a", "results/run_b"),
+                                           ("results/run_a",)]
+    for f, site in zip(files, ("apical", "basal"), strict=True):
+        expected = rows.filter(pc.equal(rows.column("recording_site"), site))
+        back = _read(root, f)
+        assert "recording_site" not in back.column_names
+        assert back.to_pylist() == expected.drop_columns(["recording_site"]).to_pylist()
+        assert f.num_records == expected.num_rows
+        assert f.size == os.path.getsize(os.path.join(root, f.path))
+        stats = json.loads(f.stats)
+        keys = expected.column("sim_trial_index").to_pylist()
+        assert stats["numRecords"] == len(keys)
+        assert stats["minValues"]["sim_trial_index"] == min(keys)
+        assert stats["maxValues"]["sim_trial_index"] == max(keys)
+        assert stats["nullCount"] == {"sim_trial_index": 0, "sim_run": 0}
+        assert f.add_action()["add"]["partitionValues"] == {"recording_site": site}
+        assert DataFile.from_record(f.to_record()) == f
+
+
+def test_split_folders_gives_one_file_per_folder(tmp_path):
+    root = str(tmp_path)
+    writer = TableFileWriter(root, "voltage_traces", schemas.VOLTAGE_TRACES, split_folders=True)
+    parts = [_dendritic_rows("x", s, range(n)).drop_columns(["recording_site"])
+             for s, n in (("r/a", 2), ("r/b", 3))]
+    writer.add(pa.concat_tables(parts))  # one add spanning both folders
+    writer.add(_dendritic_rows("x", "r/c", range(1)).drop_columns(["recording_site"]))
+    files = writer.close()
+    assert [f.sim_runs for f in files] == [("r/a",), ("r/b",), ("r/c",)]
+    assert [f.num_records for f in files] == [2, 3, 1]
+    assert [_read(root, f).column("sim_run").to_pylist() for f in files] == [
+        ["r/a"] * 2, ["r/b"] * 3, ["r/c"]]
+
+
+def test_without_split_folders_share_a_file_and_row_groups_follow_the_budget(tmp_path):
+    root = str(tmp_path)
+    writer = TableFileWriter(root, "voltage_traces", schemas.VOLTAGE_TRACES,
+                             row_group_bytes=1)  # every add becomes a row group
+    for s in ("r/a", "r/b", "r/c"):
+        writer.add(_dendritic_rows("x", s, range(2)).drop_columns(["recording_site"]))
+    (f,) = writer.close()
+    assert f.sim_runs == ("r/a", "r/b", "r/c") and f.num_records == 6
+    assert pq.ParquetFile(os.path.join(root, f.path)).metadata.num_row_groups == 3
+
+
+def test_abort_deletes_the_files_written(tmp_path):
+    root = str(tmp_path)
+    writer = TableFileWriter(root, "voltage_traces", schemas.VOLTAGE_TRACES, split_folders=True)
+    writer.add(_dendritic_rows("x", "r/a", range(2)).drop_columns(["recording_site"]))
+    writer.add(_dendritic_rows("x", "r/b", range(2)).drop_columns(["recording_site"]))
+    writer.abort()
+    assert writer.files == [] and os.listdir(root) == []
+
+
+def test_rows_of_another_schema_are_refused(tmp_path):
+    writer = TableFileWriter(str(tmp_path), "voltage_traces", schemas.VOLTAGE_TRACES)
+    wrong = pa.table({"sim_trial_index": ["r/a/000000"], "sim_run": ["r/a"]})
+    with pytest.raises(KeyError):
+        writer.add(wrong)
