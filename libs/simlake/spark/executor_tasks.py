@@ -22,6 +22,7 @@ from simlake import schemas
 from simlake.datafiles import RECORD_SCHEMA, TableFileWriter, records_batch
 from simlake.errors import SimrunFormatError
 from simlake.ingest_plan import FileTask
+from simlake.spark.worker_setup import prepare_worker
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def write_groups(
     reported through ``errors`` and skipped."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        prepare_worker()
         for batch in batches:
             for group_id in batch.column(0).to_pylist():
                 yield _write_group(groups[group_id], errors)
@@ -163,6 +165,7 @@ def write_frame_batches(output: TableOutput
     schema = output.schema
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        prepare_worker()
         writer = output.writer()
         try:
             for batch in batches:
@@ -184,6 +187,7 @@ def spike_batches(
     from simlake.decode import spikes
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        prepare_worker()
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -222,6 +226,7 @@ def store_param_batches(db_root: str, folders: list[tuple[str, str | None, str |
         return stored
 
     def run(frames):
+        prepare_worker()
         for frame in frames:
             out = []
             for index in frame["id"]:
