@@ -149,6 +149,13 @@ def delta_stats(table: pa.Table, columns: Sequence[str] = STATS_COLUMNS) -> str:
                        "nullCount": nulls}, separators=(",", ":"))
 
 
+def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` with the columns of ``schema``, in its order and types (a cast only where the
+    types differ: casting an already conforming table costs ~0.2 ms per file for nothing)."""
+    rows = rows.select(schema.names)
+    return rows if rows.schema.equals(schema) else rows.cast(schema)
+
+
 def partition_value(value) -> str | None:
     """A Hive partition value as Delta stores it (strings; None for null)."""
     return None if value is None else str(value)
@@ -240,8 +247,7 @@ class TableFileWriter:
                 self._sim_runs.append(s)
         self._stats_parts.append(part.select([c for c in STATS_COLUMNS
                                               if c in part.column_names]))
-        self._buffer.append(part.drop_columns(list(self.partition_columns))
-                            .select(self.file_schema.names).cast(self.file_schema))
+        self._buffer.append(conform(part, self.file_schema))
         self._buffered += part.nbytes
         self._rows += part.num_rows
         if self._buffered >= self.row_group_bytes:

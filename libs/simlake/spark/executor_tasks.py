@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from simlake import schemas
-from simlake.datafiles import RECORD_SCHEMA, TableFileWriter, records_batch
+from simlake.datafiles import RECORD_SCHEMA, TableFileWriter, conform, records_batch
 from simlake.errors import SimrunFormatError
 from simlake.ingest_plan import FileTask
 from simlake.spark.worker_setup import prepare_worker
@@ -129,7 +129,7 @@ def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
     try:
         for task in group.tasks:  # one iteration per file, not per value
             try:
-                decoded = decode_task(task).select(schema.names).cast(schema)
+                decoded = conform(decode_task(task), schema)
             except Exception as exc:  # any defect of one file must not stop the others
                 reason = describe_failure(exc)
                 log.warning("rejected %s: %s", task.path, reason)
@@ -145,7 +145,7 @@ def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
                     derived = spikes.spike_times_table(decoded, group.spikes.threshold)
                 else:
                     derived = spikes.dendritic_spike_times_table(decoded, group.spikes.threshold)
-                spike_writer.add(derived.select(spike_schema.names).cast(spike_schema))
+                spike_writer.add(conform(derived, spike_schema))
         files = writer.close() + (spike_writer.close() if spike_writer else [])
     except BaseException:
         writer.abort()
@@ -170,7 +170,7 @@ def write_frame_batches(output: TableOutput
         try:
             for batch in batches:
                 if batch.num_rows:
-                    writer.add(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
+                    writer.add(conform(pa.Table.from_batches([batch]), schema))
             files = writer.close()
         except BaseException:
             writer.abort()

@@ -30,10 +30,9 @@ Crash safety (why a SIGKILL at any moment loses and duplicates nothing):
 - A folder is in the database once its ``metadata`` rows are committed, and only then. Readers
   (the adapter) show rows of a table only for ``sim_run`` values present in ``metadata``; rows
   that a killed run committed before its metadata are invisible leftovers.
-- The next run sees those folders as not yet ingested and ingests them again; its
-  ``replaceWhere`` on their ``sim_run`` values replaces the leftovers in every table, in one
-  commit per table. A killed Delta write leaves at most uncommitted data files, which Delta
-  ignores. So a rerun after a kill ends with exactly the tables of an uninterrupted run.
+- The next run sees those folders as not yet ingested and ingests them again; its replacing
+  commits on their ``sim_run`` values remove the leftovers in every table, in one commit per
+  table. A killed run leaves at most uncommitted data files, which Delta ignores. So a rerun after a kill ends with exactly the tables of an uninterrupted run.
 - ``--refresh`` of a changed folder first deletes its metadata rows (hiding it), then replaces
   its rows in every table, then writes its metadata: a kill in between leaves the folder hidden
   and not ingested, and the next run ingests it as new. A refresh whose new files fail keeps the
