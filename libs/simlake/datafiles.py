@@ -28,8 +28,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-#: Columns whose min/max/null counts go into the Delta statistics (the keys readers skip on).
-STATS_COLUMNS = ("sim_trial_index", "sim_run")
+#: Key columns with Delta statistics, by preference; a table gets the first two it has (wide
+#: array rows make full statistics costly, and the keys are all that readers skip on).
+STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
+
+
+def stats_columns(schema: pa.Schema) -> list[str]:
+    """The columns of ``schema`` with Delta min/max/null-count statistics: the table property
+    ``delta.dataSkippingStatsColumns`` declares them, the writer computes them."""
+    return [c for c in STATS_COLUMNS if c in schema.names][:2]
 
 #: Rows are buffered up to this many bytes (Arrow, uncompressed) before they become a row group.
 ROW_GROUP_BYTES = 32 * 1024 * 1024
@@ -132,13 +139,11 @@ def records_batch(files: Iterable[DataFile]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([f.to_record() for f in files], schema=RECORD_SCHEMA)
 
 
-def delta_stats(table: pa.Table, columns: Sequence[str] = STATS_COLUMNS) -> str:
+def delta_stats(table: pa.Table, columns: Sequence[str]) -> str:
     """Delta statistics JSON of ``table``: row count, and min/max/null count of ``columns``
-    (those present; exact values, no truncation)."""
+    (exact values, no truncation)."""
     mins, maxs, nulls = {}, {}, {}
     for name in columns:
-        if name not in table.column_names:
-            continue
         column = table.column(name)
         nulls[name] = column.null_count
         if column.null_count < len(column):
@@ -175,6 +180,7 @@ class TableFileWriter:
         self.table = table
         self.partition_columns = tuple(partition_columns)
         self.file_schema = pa.schema([f for f in schema if f.name not in self.partition_columns])
+        self.stats_columns = stats_columns(schema)
         self.split_folders = split_folders
         self.row_group_bytes = row_group_bytes
         self.files: list[DataFile] = []
@@ -245,8 +251,7 @@ class TableFileWriter:
         for s in sim_runs:
             if s not in self._sim_runs:
                 self._sim_runs.append(s)
-        self._stats_parts.append(part.select([c for c in STATS_COLUMNS
-                                              if c in part.column_names]))
+        self._stats_parts.append(part.select(self.stats_columns))
         self._buffer.append(conform(part, self.file_schema))
         self._buffered += part.nbytes
         self._rows += part.num_rows
@@ -275,7 +280,7 @@ class TableFileWriter:
         self._writer.close()
         path = os.path.join(self.table_root, self._name)
         stat = os.stat(path)
-        stats = delta_stats(pa.concat_tables(self._stats_parts))
+        stats = delta_stats(pa.concat_tables(self._stats_parts), self.stats_columns)
         values = dict(zip(self.partition_columns, (partition_value(v) for v in self._key[:-1]),
                           strict=True)) if self._key else {}
         self.files.append(DataFile(self.table, self._name, stat.st_size,

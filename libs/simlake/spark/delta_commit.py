@@ -48,11 +48,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Replace:
     """Which stored rows a commit replaces: those of ``sim_runs`` (and, with ``column``, only
-    those whose ``column`` equals ``value``)."""
+    those whose ``column`` equals ``value``). ``sim_runs`` is kept sorted and unique."""
 
     sim_runs: tuple[str, ...]
     column: str | None = None
     value: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sim_runs", tuple(sorted(set(self.sim_runs))))
 
     def predicate(self) -> str:
         """The SQL predicate (recorded in the commit, used for delta-spark's file scan)."""
@@ -63,8 +66,7 @@ class Replace:
 
     def mask(self, rows: pa.Table) -> pa.ChunkedArray:
         """True for the rows of ``rows`` this replaces."""
-        hit = pc.is_in(rows.column("sim_run"), value_set=pa.array(sorted(self.sim_runs),
-                                                                 pa.string()))
+        hit = pc.is_in(rows.column("sim_run"), value_set=pa.array(self.sim_runs, pa.string()))
         if self.column:
             hit = pc.and_(hit, pc.fill_null(pc.equal(rows.column(self.column), self.value),
                                             False))
@@ -158,10 +160,9 @@ def _candidate_paths(table_root: str, version: int, replace: Replace) -> list[st
         return paths
     lows = actions.column("min.sim_run").to_pylist()
     highs = actions.column("max.sim_run").to_pylist()
-    targets = sorted(replace.sim_runs)
     out = []
     for path, lo, hi in zip(paths, lows, highs, strict=True):
-        if lo is None or hi is None or any(lo <= s <= hi for s in targets):
+        if lo is None or hi is None or any(lo <= s <= hi for s in replace.sim_runs):
             out.append(path)
     return out
 

@@ -119,9 +119,19 @@ def write_groups(
     return run
 
 
-def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
+def spike_rows(table: str, traces: pa.Table, threshold: float) -> pa.Table:
+    """Rows of spike table ``table`` (``spike_times`` from voltage traces,
+    ``dendritic_spike_times`` from dendritic recordings) at ``threshold``, in its schema."""
     from simlake.decode import spikes
 
+    if table == "spike_times":
+        out = spikes.spike_times_table(traces, threshold)
+    else:
+        out = spikes.dendritic_spike_times_table(traces, threshold)
+    return conform(out, schemas.TABLES[table])
+
+
+def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
     schema = group.output.schema
     writer = group.output.writer()
     spike_writer = group.spikes.output.writer() if group.spikes else None
@@ -140,12 +150,8 @@ def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
                 trials.setdefault(task.sim_run, []).extend(
                     decoded.column("trialnr").to_pylist())
             if spike_writer is not None:
-                spike_schema = group.spikes.output.schema
-                if group.spikes.output.table == "spike_times":
-                    derived = spikes.spike_times_table(decoded, group.spikes.threshold)
-                else:
-                    derived = spikes.dendritic_spike_times_table(decoded, group.spikes.threshold)
-                spike_writer.add(conform(derived, spike_schema))
+                spike_writer.add(spike_rows(group.spikes.output.table, decoded,
+                                            group.spikes.threshold))
         files = writer.close() + (spike_writer.close() if spike_writer else [])
     except BaseException:
         writer.abort()
@@ -184,19 +190,13 @@ def spike_batches(
     table: str, threshold: float
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function turning voltage rows into spike-time rows at ``threshold``."""
-    from simlake.decode import spikes
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         prepare_worker()
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            rows = pa.Table.from_batches([batch])
-            if table == "spike_times":
-                out = spikes.spike_times_table(rows, threshold)
-            else:
-                out = spikes.dendritic_spike_times_table(rows, threshold)
-            yield from out.select(schemas.TABLES[table].names).to_batches()
+            yield from spike_rows(table, pa.Table.from_batches([batch]), threshold).to_batches()
 
     return run
 

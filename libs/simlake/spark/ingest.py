@@ -32,7 +32,8 @@ Crash safety (why a SIGKILL at any moment loses and duplicates nothing):
   that a killed run committed before its metadata are invisible leftovers.
 - The next run sees those folders as not yet ingested and ingests them again; its replacing
   commits on their ``sim_run`` values remove the leftovers in every table, in one commit per
-  table. A killed run leaves at most uncommitted data files, which Delta ignores. So a rerun after a kill ends with exactly the tables of an uninterrupted run.
+  table. A killed run leaves at most uncommitted data files, which Delta ignores. So a rerun
+  after a kill ends with exactly the tables of an uninterrupted run.
 - ``--refresh`` of a changed folder first deletes its metadata rows (hiding it), then replaces
   its rows in every table, then writes its metadata: a kill in between leaves the folder hidden
   and not ingested, and the next run ingests it as new. A refresh whose new files fail keeps the
@@ -99,6 +100,10 @@ log = logging.getLogger(__name__)
 
 #: Tables decoded from raw files, in commit order.
 DECODED_TABLES = ("voltage_traces", "synapse_activation", "cell_activation", "dendritic_recordings")
+#: Derived spike tables: the decoded table they come from, and the option holding the threshold.
+SPIKE_TABLES = {"spike_times": ("voltage_traces", "spike_threshold"),
+                "dendritic_spike_times": ("dendritic_recordings",
+                                          "dendritic_spike_times_threshold")}
 #: Scratch folder (inside the database) where ``--strict`` checks param files before storing.
 SCRATCH_DIR = ".ingest-scratch"
 
@@ -364,10 +369,9 @@ def run_write_groups(spark: SparkSession, groups: list[WriteGroup], errors) -> l
     return [r.asDict() for r in out.collect()]
 
 
-def _batch_rows(spark: SparkSession, db_path: str, key: str, sim_runs: Sequence[str],
-                extra: str | None = None) -> DataFrame:
+def _batch_rows(spark: SparkSession, db_path: str, key: str, sim_runs: Sequence[str]) -> DataFrame:
     df = spark.read.format("delta").load(table_path(db_path, key))
-    return df.where(tables.replace_predicate(sim_runs, extra))
+    return df.where(tables.replace_predicate(sim_runs))
 
 
 def _range_layout(df: DataFrame, key: str, rows_per_file: int, n_rows: int) -> DataFrame:
@@ -472,13 +476,10 @@ def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRun
         _commit_decoded(batch, good_runs, targets)
         trials = batch.trials
         n_trials = sum(len(trials.get(s, ())) for s in good_runs)
-        for key, source, threshold in (
-                ("spike_times", "voltage_traces", opts.spike_threshold),
-                ("dendritic_spike_times", "dendritic_recordings",
-                 opts.dendritic_spike_times_threshold)):
+        for key, (source, option) in SPIKE_TABLES.items():
             if key in batch.wanted and key not in batch.files:  # not derived while decoding
                 batch.rows[key] = _write_spikes(spark, db, key, source, good_runs, targets,
-                                                threshold, n_trials)
+                                                getattr(opts, option), n_trials)
                 batch.done(key)
         if "parameterfiles" in batch.wanted:
             hashes = (batch.param_hashes if batch.param_hashes is not None
@@ -597,13 +598,10 @@ class _Batch:
 
     def spike_output(self, key: str) -> SpikeOutput | None:
         """Spike times derived from decoded table ``key`` in the same pass, if wanted."""
-        derived = {"voltage_traces": ("spike_times", self.opts.spike_threshold),
-                   "dendritic_recordings": ("dendritic_spike_times",
-                                            self.opts.dendritic_spike_times_threshold)}
-        if key not in derived or derived[key][0] not in self.wanted:
-            return None
-        spike_key, threshold = derived[key]
-        return SpikeOutput(self.output(spike_key), threshold)
+        for spike_key, (source, option) in SPIKE_TABLES.items():
+            if source == key and spike_key in self.wanted:
+                return SpikeOutput(self.output(spike_key), getattr(self.opts, option))
+        return None
 
     def add_results(self, results: list[dict], decoded: Sequence[str]) -> None:
         """Take the executors' results: data files per table (also derived ones, and an empty
@@ -663,10 +661,9 @@ def _decode(batch: _Batch, scratch: str) -> None:
         results = run_write_groups(spark, write_groups(batch, tasks), batch.errors)
         batch.add_results(results, list(tasks))
         creating.result()
-        if storing is not None and not opts.strict:
-            batch.param_hashes = storing.result()
-        elif storing is not None:
-            storing.result()
+        hashes = storing.result() if storing is not None else None
+        if not opts.strict:  # strict: the scratch copies are not the stored ones
+            batch.param_hashes = hashes
     batch.collect_rejections()
     batch.done("decoded")
 
@@ -697,17 +694,14 @@ def _commit_decoded(batch: _Batch, good_runs: list[str], targets: list[str]) -> 
     """Commit the data files of the good folders, one commit per table (decoded tables in
     order, then the spike times derived from them), each replacing the targets' rows."""
     good = set(good_runs)
-    thresholds = {"spike_times": batch.opts.spike_threshold,
-                  "dendritic_spike_times": batch.opts.dendritic_spike_times_threshold}
-    order = [k for k in (*DECODED_TABLES, *thresholds) if k in batch.files]
-    for key in order:
+    for key in [k for k in (*DECODED_TABLES, *SPIKE_TABLES) if k in batch.files]:
         keep = [f for f in batch.files[key] if set(f.sim_runs) <= good]
         mixed = [f.path for f in batch.files[key] if set(f.sim_runs) & good
                  and not set(f.sim_runs) <= good]
         if mixed:  # cannot happen: a folder fails with rows only in strict mode (split files)
             raise RuntimeError(f"{key}: data files mix good and failed folders: {mixed}")
-        replace = Replace(tuple(sorted(set(targets))), "threshold" if key in thresholds else None,
-                          thresholds.get(key))
+        replace = (Replace(targets, "threshold", getattr(batch.opts, SPIKE_TABLES[key][1]))
+                   if key in SPIKE_TABLES else Replace(targets))
         if targets:
             batch.rows[key] = tables.commit(batch.spark, batch.opts.db_path, key, keep, replace)
         committed = {f.path for f in keep} if targets else set()
@@ -795,7 +789,7 @@ def _write_parameterfiles(spark: SparkSession, db: str, folders: list[SimRunFold
                          info.get("path_neuron"), info.get("path_network"),
                          info.get("hash_neuron"), info.get("hash_network")))
     return tables.write_rows(spark, db, "parameterfiles", _rows_table("parameterfiles", rows),
-                             Replace(tuple(sorted(set(targets)))))
+                             Replace(targets))
 
 
 def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
@@ -808,7 +802,7 @@ def _write_metadata(spark: SparkSession, db: str, folders: list[SimRunFolder],
                          f.voltage_file, f.synapse_files.get(trialnr), f.cell_files.get(trialnr),
                          run_id, fingerprint))
     return tables.write_rows(spark, db, "metadata", _rows_table("metadata", rows),
-                             Replace(tuple(sorted(set(targets)))))
+                             Replace(targets))
 
 
 def _failed_folders(folders: list[SimRunFolder], trials: dict[str, set[int]],

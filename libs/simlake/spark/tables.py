@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pyarrow as pa
 
 from simlake import schemas
-from simlake.datafiles import RECORD_SCHEMA, DataFile, write_table_files
+from simlake.datafiles import RECORD_SCHEMA, DataFile, stats_columns, write_table_files
 from simlake.layout import table_path
 from simlake.spark.delta_commit import Replace, commit_files, create_table
 from simlake.spark.executor_tasks import TableOutput, write_frame_batches
@@ -37,12 +37,6 @@ PARTITION_COLUMNS: dict[str, list[str]] = {
     "dendritic_recordings": ["recording_site"],
     "dendritic_spike_times": ["recording_site"],
 }
-
-#: Table properties of every table. Statistics only on the key columns: wide array rows make
-#: full statistics costly, and the keys are all that readers skip on. (Exact, untruncated string
-#: statistics come from the session setting in ``session.DELTA_CONF``: Delta 4.0 has no table
-#: property for the string prefix length.)
-STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
 
 
 #: Tables of the ingest's own bookkeeping, not database keys (readers need not know them).
@@ -71,11 +65,10 @@ class ConcurrentIngestError(RuntimeError):
 
 
 def table_properties(key: str) -> dict[str, str]:
-    """Delta table properties of table ``key``: statistics on its key columns only."""
-    names = table_schema(key).names
-    stats = [c for c in STATS_COLUMNS if c in names][:2]
+    """Delta table properties of table ``key``: statistics on its key columns only
+    (``datafiles.stats_columns``, computed exactly by the writer)."""
     return {
-        "delta.dataSkippingStatsColumns": ",".join(stats),
+        "delta.dataSkippingStatsColumns": ",".join(stats_columns(table_schema(key))),
         # tells JVM-free readers that string statistics were written untruncated (the session
         # sets spark.databricks.io.skipping.stringPrefixLength to this value)
         "simlake.statsStringPrefixLength": "1024",
@@ -109,10 +102,10 @@ def is_retryable_conflict(exc: BaseException) -> bool:
     return conflict_name(exc) is not None
 
 
-def conflict_name(exc: BaseException, also: tuple[str, ...] = ()) -> str | None:
+def conflict_name(exc: BaseException) -> str | None:
     """The Delta conflict (exception class or error class) named in ``exc``, or None."""
     text = f"{type(exc).__name__}: {exc}"
-    found = [(text.find(marker), marker) for marker in _RETRYABLE + also if marker in text]
+    found = [(text.find(marker), marker) for marker in _RETRYABLE if marker in text]
     if not found:
         return None
     start = min(found)[0]
@@ -122,10 +115,8 @@ def conflict_name(exc: BaseException, also: tuple[str, ...] = ()) -> str | None:
     return text[start:end]
 
 
-def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6,
-                        also: tuple[str, ...] = ()) -> T:
-    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts (and on the
-    error classes in ``also``).
+def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
+    """Run an idempotent Delta write, retrying on optimistic-concurrency conflicts.
 
     Raises :class:`ConcurrentIngestError` (one line, naming ``what``) when the last attempt
     still conflicts; other errors propagate unchanged.
@@ -134,7 +125,7 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6,
         try:
             return action()
         except Exception as exc:  # py4j/Spark wrap Delta's exceptions; we match on the class name
-            name = conflict_name(exc, also)
+            name = conflict_name(exc)
             if name is None:
                 raise
             if attempt == attempts:
@@ -243,18 +234,16 @@ def replace_rows(df: DataFrame, db_root: str, key: str, sim_runs: Sequence[str],
     spark = spark_of(df)
     ensure_table(spark, db_root, key)
     files = write_frame(df, db_root, key)
-    return commit(spark, db_root, key, files, Replace(tuple(sorted(set(sim_runs))), column, value))
+    return commit(spark, db_root, key, files, Replace(sim_runs, column, value))
 
 
 def write_frame(df: DataFrame, db_root: str, key: str) -> list[DataFile]:
     """Write the rows of ``df`` as data files of table ``key`` (one or more per partition, in
     partition order) on the executors; nothing is committed."""
-    from simlake.datafiles import DataFile as _DataFile
-
     out = table_output(db_root, key)
     ordered = df.select(*out.schema.names)
     rows = ordered.mapInArrow(write_frame_batches(out), spark_schema(RECORD_SCHEMA)).collect()
-    return [_DataFile.from_record(r.asDict()) for r in rows]
+    return [DataFile.from_record(r.asDict()) for r in rows]
 
 
 def write_rows(spark: SparkSession, db_root: str, key: str, rows: pa.Table,
@@ -273,7 +262,7 @@ def delete_rows(spark: SparkSession, db_root: str, key: str, sim_runs: Sequence[
     """Delete the rows of ``sim_runs`` from table ``key`` if the table exists."""
     if not sim_runs or not exists(db_root, key):
         return
-    commit(spark, db_root, key, [], Replace(tuple(sorted(set(sim_runs)))))
+    commit(spark, db_root, key, [], Replace(sim_runs))
 
 
 def append_rows(df: DataFrame, db_root: str, key: str) -> None:
