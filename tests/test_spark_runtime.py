@@ -3,6 +3,8 @@ delta-rs (``deltalake``), with the layout properties the ingest relies on."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -19,6 +21,24 @@ def test_session_is_local_with_delta(spark):
     assert "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions")
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.databricks.io.skipping.stringPrefixLength") == "1024"
+
+
+def test_checksums_do_not_carry_the_file_list(spark, tmp_path):
+    """Delta's per-version checksum files are written, without the full file list: deriving
+    that list made each table's first commit run a Spark query (6-8 s for the first table of
+    a JVM); the session turns it off, and this must hold for every commit the ingest makes."""
+    sim_run = "results/20250101-1553_seed1_pid2"
+    rows = [(schemas.sim_trial_index(sim_run, 0), sim_run, 0, [0.0, 0.025], [-61.5, -61.0])]
+    df = spark.createDataFrame(rows, tables.spark_schema(schemas.VOLTAGE_TRACES))
+    tables.ensure_table(spark, str(tmp_path), "voltage_traces")
+    tables.replace_rows(df.coalesce(1), str(tmp_path), "voltage_traces", [sim_run])
+    log = tmp_path / "voltage_traces" / "_delta_log"
+    checksums = sorted(p for p in log.glob("*.crc") if not p.name.startswith("."))
+    assert [p.stem for p in checksums] == ["00000000000000000000", "00000000000000000001"]
+    for path in checksums:
+        content = json.loads(path.read_text())
+        assert content["numFiles"] == int(path.stem)  # one file added by version 1
+        assert content.get("allFiles", []) == []  # an empty table's list is free: kept
 
 
 def test_delta_roundtrip_spark_and_deltalake(spark, tmp_path):
