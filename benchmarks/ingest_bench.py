@@ -283,7 +283,7 @@ def markdown(results: list[dict]) -> str:
             + (
                 f"| {r['baseline_s']:.1f} ({r['raw_mb'] / r['baseline_s']:.1f}) "
                 f"| {r['ceiling_s']:.1f} ({r['raw_mb'] / r['ceiling_s']:.1f}) "
-                f"| {r['baseline_s'] / job:.2f}x | {100 * r['ceiling_s'] / job:.0f}% "
+                f"| {r['baseline_s'] / job:.2f}x | {100 * r['ceiling_s'] / job:.1f}% "
                 if "baseline_s" in r else "| not run | not run | - | - "
             )
             + f"| {r['adapter']['loc_ms']:.0f} | {r['adapter']['read_mbs']:.0f} |"
