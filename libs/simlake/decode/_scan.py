@@ -20,10 +20,10 @@ NOT_TERMINATED = 2  # a times field whose last value is not followed by a comma
 
 
 class ActivationLayout(NamedTuple):
-    """Positions (byte offsets into the body) of a well-formed activation file.
+    """Positions (byte offsets into the body) of the fields of an activation file.
 
     ``field_end[i, k]``: end of fixed field ``k`` of line ``i`` (field ``k`` starts after field
-    ``k - 1``, the first at ``line_start[i]``); ``values_start``/``values_end``: every time
+    ``k - 1``, the first at ``line_start[i]``); ``value_start``/``value_end``: every time
     value, in line order; ``values_per_line``: how many belong to each line.
     """
 
