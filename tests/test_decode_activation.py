@@ -245,3 +245,17 @@ def test_compiled_scan_and_exact_decoder_agree(kind):
             assert not isinstance(fast, str) and fast.equals(slow), data
             accepted += 1
     assert 100 < accepted < 1200  # both valid and invalid mutants were tried
+
+
+def test_compiled_code_without_a_cache_folder_still_runs():
+    """numba refuses to cache a function it cannot locate a cache folder for; the scan's
+    functions then compile per process instead of failing the import."""
+    from numba import njit
+
+    from simlake.decode._scan import compiled
+
+    namespace: dict = {}
+    exec(compile("def twice(x):\n    return 2 * x\n", "<no file>", "exec"), namespace)
+    with pytest.raises(RuntimeError, match="no locator available"):
+        njit(cache=True)(namespace["twice"])
+    assert compiled(namespace["twice"])(21) == 42

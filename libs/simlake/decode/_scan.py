@@ -35,6 +35,16 @@ class ActivationLayout(NamedTuple):
     values_per_line: np.ndarray
 
 
+def compiled(function):
+    """``function`` compiled by numba, cached on disk (next to this module, else in the user's
+    cache folder or ``NUMBA_CACHE_DIR``); where no cache folder is writable, compiled once per
+    process instead (numba would refuse to import the module)."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(nogil=True)(function)
+
+
 def scan_activation(body: np.ndarray, n_fixed: int) -> ActivationLayout:
     """Scan ``body`` (uint8; complete lines, each ending with ``\\n``) for lines of
     ``n_fixed`` tab-separated fields, optionally followed by a tab and comma-terminated times.
@@ -42,7 +52,7 @@ def scan_activation(body: np.ndarray, n_fixed: int) -> ActivationLayout:
     return ActivationLayout(*_scan(body, n_fixed))
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _scan(body, n_fixed):  # pragma: no cover - compiled
     n_lines = 0
     n_commas = 0
@@ -102,7 +112,7 @@ def parse_ints(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     return values if ok else None
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _parse_ints(body, starts, ends):  # pragma: no cover - compiled
     values = np.empty(starts.shape[0], np.int64)
     for j in range(starts.shape[0]):
