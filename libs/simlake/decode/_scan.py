@@ -22,9 +22,10 @@ NOT_TERMINATED = 2  # a times field whose last value is not followed by a comma
 class ActivationLayout(NamedTuple):
     """Positions (byte offsets into the body) of the fields of an activation file.
 
-    ``field_end[i, k]``: end of fixed field ``k`` of line ``i`` (field ``k`` starts after field
-    ``k - 1``, the first at ``line_start[i]``); ``value_start``/``value_end``: every time
-    value, in line order; ``values_per_line``: how many belong to each line.
+    ``field_end[k, i]``: end of fixed field ``k`` of line ``i`` (field ``k`` starts after field
+    ``k - 1``, the first at ``line_start[i]``; one contiguous row per field);
+    ``value_start``/``value_end``: every time value, in line order; ``values_per_line``: how
+    many belong to each line.
     """
 
     status: int
@@ -62,7 +63,7 @@ def _scan(body, n_fixed):  # pragma: no cover - compiled
         elif c == 44:
             n_commas += 1
     line_start = np.empty(n_lines, np.int64)
-    field_end = np.empty((n_lines, n_fixed), np.int64)
+    field_end = np.empty((n_fixed, n_lines), np.int64)
     value_start = np.empty(n_commas, np.int64)
     value_end = np.empty(n_commas, np.int64)
     values_per_line = np.zeros(n_lines, np.int64)
@@ -71,24 +72,24 @@ def _scan(body, n_fixed):  # pragma: no cover - compiled
     start = 0  # of the line
     value = 0  # start of the next time value; -1 outside the times
     n_values = 0
-    status = 0
+    status = OK
     for i in range(body.shape[0]):
         c = body[i]
         if c == 9:
             if field >= n_fixed:
-                status = 1
+                status = BAD_FIELD_COUNT
                 break
-            field_end[line, field] = i
+            field_end[field, line] = i
             field += 1
             value = i + 1 if field == n_fixed else -1
         elif c == 10:
             if field == n_fixed - 1:
-                field_end[line, field] = i
+                field_end[field, line] = i
             elif field < n_fixed - 1:
-                status = 1
+                status = BAD_FIELD_COUNT
                 break
             elif value != i:  # times present: the last value must end with a comma
-                status = 2
+                status = NOT_TERMINATED
                 break
             line_start[line] = start
             line += 1

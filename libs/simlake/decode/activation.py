@@ -144,7 +144,7 @@ def _scanned_columns(path: str, data: bytes, layout: _Layout) -> list[pa.Array] 
     columns = []
     starts = found.line_start
     for k, (_, type_) in enumerate(layout.fields):
-        ends = np.ascontiguousarray(found.field_end[:, k])
+        ends = found.field_end[k]
         if (starts == ends).any():  # an empty field
             return None
         ints = parse_ints(raw, starts, ends) if pa.types.is_int64(type_) else None
