@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from simlake import schemas
@@ -83,7 +84,9 @@ def random_synapses(n: int, seed: int) -> str:
     lines = [SYN_HEADER]
     for i in range(n):
         k = int(rng.integers(0, 40))
-        times = "".join(f"{float(v)}," for v in rng.uniform(0, 300, k))
+        # ISF writes 12 significant digits; repr (up to 17) takes the general parser
+        fmt = "{:.12g}," if i % 3 else "{!r},"
+        times = "".join(fmt.format(float(v)) for v in rng.uniform(0, 300, k))
         tail = "" if k == 0 and i % 2 else "\t" + times
         lines.append(f"T{i % 7}\t{i}\t{float(rng.uniform(0, 1500))}\t{i % 90}\t{i % 13}\t"
                      f"Dendrite{tail}\n")
@@ -187,7 +190,8 @@ def test_synapse_file_given_to_cell_decoder_is_rejected():
 # names the defect. Both must agree on every input: the same rows, or the same error.
 
 _TOKENS = [b"\t", b",", b"\n", b"-", b"+", b" ", b".", b"e5", b"nan", b"inf", b"x", b",,",
-           b"9" * 19, b"0", b"\t\t", b"\r\n", b"1e400"]
+           b"9" * 19, b"0", b"\t\t", b"\r\n", b"1e400", b"00", b"0.", b".5", b"5.", b"-0",
+           b"1234567890123456", b"\x00", b"\xff"]
 
 
 def _mutated(base: bytes, rng: np.random.Generator) -> bytes:
@@ -233,7 +237,8 @@ def test_compiled_scan_and_exact_decoder_agree(kind):
             "\t".join(f for i, f in enumerate(line.split("\t")) if i in (0, 1, 6)) + "\n"
             for line in text.splitlines()[1:])
     base = text.encode()
-    assert activation._scanned_columns(path, base, layout) is not None  # the fast path runs
+    one = [activation.ActivationFile(path, base, SIM_RUN, 3)]
+    assert activation._fast_rows(one, layout)[1].all()  # the fast path runs
     rng = np.random.default_rng(11)
     accepted = 0
     for _ in range(1500):
@@ -259,3 +264,78 @@ def test_compiled_code_without_a_cache_folder_still_runs():
     with pytest.raises(RuntimeError, match="no locator available"):
         njit(cache=True)(namespace["twice"])
     assert compiled(namespace["twice"])(21) == 42
+
+
+@pytest.mark.parametrize("kind", ["synapses", "cells"])
+def test_a_batch_gives_each_file_its_own_rows_or_error(kind):
+    """Many files decoded together (one compiled pass): the rows of every good file in file
+    order, and for every bad file the error it gets alone; good files around a bad one land."""
+    from simlake.decode import activation
+
+    batch_decode = (activation.decode_synapse_files if kind == "synapses"
+                    else activation.decode_presynaptic_cell_files)
+    alone = decode_synapses if kind == "synapses" else decode_presynaptic_cells
+    rng = np.random.default_rng(5)
+    files = []
+    for i in range(60):
+        text = random_synapses(int(rng.integers(0, 30)), seed=100 + i)
+        if kind == "cells":
+            text = CELLS_HEADER + "".join(
+                "\t".join(f for j, f in enumerate(line.split("\t")) if j in (0, 1, 6)) + "\n"
+                for line in text.splitlines()[1:])
+        data = text.encode()
+        if i % 4 == 1:
+            data = _mutated(data, rng) if len(data) > len(SYN_HEADER) + 1 else b""
+        files.append(activation.ActivationFile(f"/sim/f{i:02d}.csv", data, SIM_RUN, i))
+
+    out = batch_decode(files)
+    expected_rows, expected_errors = [], {}
+    for i, f in enumerate(files):
+        result = _outcome(lambda p, d, s, t, f=f: alone(p, d, s, f.trialnr), f.path, f.data)
+        if isinstance(result, str):
+            expected_errors[i] = result
+        else:
+            expected_rows.append(result)
+    assert {i: str(e) for i, e in out.failures} == expected_errors
+    assert 3 <= len(expected_errors) <= 15  # bad files among good ones were tried
+    assert out.table.combine_chunks().equals(pa.concat_tables(expected_rows).combine_chunks())
+    assert out.table.column("trialnr").to_pylist() == sorted(out.table.column("trialnr")
+                                                             .to_pylist())
+
+
+def _plain(text: str) -> bool:
+    return bool(re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", text)) and \
+        sum(c.isdigit() for c in text) <= 15
+
+
+def test_plain_decimals_parse_to_the_correctly_rounded_double():
+    """The compiled scan parses plain decimals of up to 15 digits itself and must give the
+    same double as Python's float() (correctly rounded), bit for bit; it leaves every other
+    number to the general parser (the times of a cell file here, one value per line)."""
+    from simlake.decode._scan import INT, OK, STRING, scan_files
+
+    rng = np.random.default_rng(8)
+    values = np.concatenate([rng.uniform(-1e4, 1e4, 3000), rng.uniform(0, 1, 1000),
+                             10.0 ** rng.uniform(-12, 15, 2000)])
+    texts = []
+    for v in values:
+        texts.append(f"{v:.{int(rng.integers(1, 18))}g}")  # may print an exponent
+        texts.append(f"{v:.{int(rng.integers(0, 16))}f}")
+        texts.append(repr(float(v)))
+    texts += ["0", "-0", "0.0", "-0.0", "00", "01.5", "1.", ".5", "1e5", "+1", "-.5", "-",
+              "-0.", "0.-5",
+              "999999999999999", "9999999999999999", "0.000000000000001", "1.0000000000000"]
+    data = (CELLS_HEADER + "".join(f"L1\t{i}\t{t},\n" for i, t in enumerate(texts))).encode()
+    found = scan_files(np.frombuffer(data, np.uint8), np.array([0, len(data)]),
+                       np.array([STRING, INT]))
+    assert found.status.tolist() == [OK]
+    assert found.ints[1].tolist() == list(range(len(texts)))
+    left = np.zeros(len(texts), dtype=bool)
+    left[found.left_index] = True
+    plain = np.array([_plain(t) for t in texts])
+    assert (~left == plain).all()
+    assert 5000 < plain.sum() < len(texts) - 1000  # both kinds tried
+    expected = np.array([float(t) for t, p in zip(texts, plain, strict=True) if p])
+    assert (found.values[plain].view(np.int64) == expected.view(np.int64)).all()  # -0.0 too
+    assert [data[s:e].decode() for s, e in zip(found.left_start, found.left_end,
+                                               strict=True)] == [t for t in texts if not _plain(t)]

@@ -1,9 +1,11 @@
-"""One compiled pass over the body of an activation file: where every field and time value is.
+"""One compiled pass over a batch of activation files: where every field and time value is,
+and the numbers that need no general parser.
 
 The activation decoders otherwise locate separators with a dozen numpy passes and searches per
-file (about half of their time); this scan reads each byte once (numba, compiled on first use
-and cached on disk). It only finds positions: numbers are still parsed by Arrow's casts, and
-anything unexpected is left to the decoder that names the defect.
+file and parse every number with Arrow's casts; ``scan_files`` reads each byte once for a whole
+batch of files (numba, compiled on first use and cached on disk), parses the plain integers and
+decimals exactly, and says which numbers it left to Arrow. Anything unexpected is left to the
+decoder that names the defect: the scan only ever answers "here it is" or "not sure".
 """
 
 from __future__ import annotations
@@ -13,27 +15,50 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-#: ``ActivationLayout.status`` values.
+#: ``ActivationLayout.status`` values, per file.
 OK = 0
 BAD_FIELD_COUNT = 1  # a line with fewer or more tab-separated fields than the layout has
 NOT_TERMINATED = 2  # a times field whose last value is not followed by a comma
+NO_FINAL_NEWLINE = 3  # the file (header included) does not end with a newline
+NOT_PLAIN = 4  # an empty field or value, or an integer field that is not a plain integer
+
+#: Kinds of fixed fields (``kinds`` argument of :func:`scan_files`).
+STRING, INT, FLOAT = 0, 1, 2
+
+#: Exact powers of ten: every ``10**k`` up to ``k = 22`` is a double without rounding.
+_POW10 = np.array([10.0**k for k in range(23)])
+
+#: Plain decimals with at most this many digits have an integer significand below 2**53.
+MAX_EXACT_DIGITS = 15
 
 
 class ActivationLayout(NamedTuple):
-    """Positions (byte offsets into the body) of the fields of an activation file.
+    """A batch of activation files, scanned: field positions (byte offsets into the buffer),
+    numbers parsed, and what is left to a general parser.
 
-    ``field_end[k, i]``: end of fixed field ``k`` of line ``i`` (field ``k`` starts after field
-    ``k - 1``, the first at ``line_start[i]``; one contiguous row per field);
-    ``value_start``/``value_end``: every time value, in line order; ``values_per_line``: how
-    many belong to each line.
+    Per file ``f``: ``status[f]`` is :data:`OK` or its first defect (its lines are then left
+    out); ``lines_per_file[f]`` its lines below the header (0 unless OK).
+    Per line ``i`` of the OK files, in file order: ``line_start[i]``; ``field_end[k, i]``, the
+    end of fixed field ``k`` (which starts after field ``k - 1``, the first at the line's
+    start); ``ints[k, i]``/``floats[k, i]``: the number in an INT/FLOAT field;
+    ``float_left[k, i]``: a FLOAT field that is not a plain decimal (left to a general parser,
+    ``floats`` holds 0); ``values_per_line[i]``: how many time values the line has.
+    Per time value, in line order: ``values`` (0 where left); ``left_index``/``left_start``/
+    ``left_end``: the values left to a general parser and their byte ranges.
     """
 
-    status: int
+    status: np.ndarray
+    lines_per_file: np.ndarray
     line_start: np.ndarray
     field_end: np.ndarray
-    value_start: np.ndarray
-    value_end: np.ndarray
+    ints: np.ndarray
+    floats: np.ndarray
+    float_left: np.ndarray
     values_per_line: np.ndarray
+    values: np.ndarray
+    left_index: np.ndarray
+    left_start: np.ndarray
+    left_end: np.ndarray
 
 
 def compiled(function):
@@ -46,89 +71,170 @@ def compiled(function):
         return njit(nogil=True)(function)
 
 
-def scan_activation(body: np.ndarray, n_fixed: int) -> ActivationLayout:
-    """Scan ``body`` (uint8; complete lines, each ending with ``\\n``) for lines of
-    ``n_fixed`` tab-separated fields, optionally followed by a tab and comma-terminated times.
-    ``status`` is :data:`OK` or the first defect's kind (positions are then meaningless)."""
-    return ActivationLayout(*_scan(body, n_fixed))
+def scan_files(data: np.ndarray, file_start: np.ndarray, kinds: np.ndarray) -> ActivationLayout:
+    """Scan the files ``data[file_start[f]:file_start[f + 1]]`` (uint8), each a header line
+    and lines of ``len(kinds)`` tab-separated fields (:data:`STRING`, :data:`INT` or
+    :data:`FLOAT`), optionally followed by a tab and comma-terminated time values; every line,
+    the header's included, ends with ``\n``.
+
+    Integers are parsed when plain (``-?[0-9]{1,18}``: no overflow possible); floats when
+    plain decimals (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``) of at most :data:`MAX_EXACT_DIGITS`
+    digits: the digits form an integer below 2**53 and the power of ten is exact, so one
+    division rounds correctly, to the same double as any correctly rounding parser (Clinger's
+    fast path). Other floats are left (positions given), other integers fail the file."""
+    return ActivationLayout(*_scan_files(data, file_start, kinds))
 
 
 @compiled
-def _scan(body, n_fixed):  # pragma: no cover - compiled
-    n_lines = 0
-    n_commas = 0
-    for c in body:
-        if c == 10:
-            n_lines += 1
-        elif c == 44:
-            n_commas += 1
+def _count(data, byte):  # pragma: no cover - compiled
+    n = 0
+    for c in data:  # one test per loop: vectorised
+        if c == byte:
+            n += 1
+    return n
+
+
+@compiled
+def _scan_files(data, file_start, kinds):  # pragma: no cover - compiled
+    n_fixed = kinds.shape[0]
+    n_lines = _count(data, 10)
+    n_commas = _count(data, 44)
+    n_files = file_start.shape[0] - 1
+    status = np.zeros(n_files, np.int64)
+    lines_per_file = np.zeros(n_files, np.int64)
     line_start = np.empty(n_lines, np.int64)
     field_end = np.empty((n_fixed, n_lines), np.int64)
-    value_start = np.empty(n_commas, np.int64)
-    value_end = np.empty(n_commas, np.int64)
+    ints = np.empty((n_fixed, n_lines), np.int64)
+    floats = np.empty((n_fixed, n_lines), np.float64)
+    float_left = np.zeros((n_fixed, n_lines), np.bool_)
     values_per_line = np.zeros(n_lines, np.int64)
+    values = np.empty(n_commas, np.float64)
+    left_index = np.empty(n_commas, np.int64)
+    left_start = np.empty(n_commas, np.int64)
+    left_end = np.empty(n_commas, np.int64)
     line = 0
-    field = 0  # tabs seen on this line
-    start = 0  # of the line
-    value = 0  # start of the next time value; -1 outside the times
     n_values = 0
-    status = OK
-    for i in range(body.shape[0]):
-        c = body[i]
-        if c == 9:
-            if field >= n_fixed:
-                status = BAD_FIELD_COUNT
+    n_left = 0
+    for f in range(n_files):
+        lo, hi = file_start[f], file_start[f + 1]
+        if hi <= lo or data[hi - 1] != 10:
+            status[f] = NO_FINAL_NEWLINE
+            continue
+        i = lo
+        while data[i] != 10:  # the header line
+            i += 1
+        i += 1
+        first_line, first_value, first_left = line, n_values, n_left
+        found = OK
+        # Every inner loop stops at a newline, and the file ends with one: no bounds to test.
+        while i < hi and found == OK:  # one line per iteration
+            line_start[line] = i
+            c = np.uint8(10)
+            for k in range(n_fixed):
+                token = i
+                kind = kinds[k]
+                if kind == STRING:
+                    c = data[i]
+                    while c != 9 and c != 10:
+                        i += 1
+                        c = data[i]
+                else:
+                    w, digits, fraction, plain, i = _number(data, i, 9)
+                    c = data[i]
+                    if not plain:
+                        while c != 9 and c != 10:
+                            i += 1
+                            c = data[i]
+                    if kind == INT:
+                        if not plain or fraction >= 0 or digits > 18:
+                            found = NOT_PLAIN  # the exact decoder's cast decides
+                            break
+                        ints[k, line] = -w if data[token] == 45 else w
+                    elif plain and fraction != 0 and digits <= MAX_EXACT_DIGITS:
+                        v = np.float64(w) / _POW10[max(fraction, 0)]
+                        floats[k, line] = -v if data[token] == 45 else v
+                    else:
+                        floats[k, line] = 0.0
+                        float_left[k, line] = True
+                if i == token:
+                    found = NOT_PLAIN  # an empty field
+                    break
+                if c == 10 and k < n_fixed - 1:
+                    found = BAD_FIELD_COUNT
+                    break
+                field_end[k, line] = i
+                i += 1
+            if found != OK:
                 break
-            field_end[field, line] = i
-            field += 1
-            value = i + 1 if field == n_fixed else -1
-        elif c == 10:
-            if field == n_fixed - 1:
-                field_end[field, line] = i
-            elif field < n_fixed - 1:
-                status = BAD_FIELD_COUNT
-                break
-            elif value != i:  # times present: the last value must end with a comma
-                status = NOT_TERMINATED
-                break
-            line_start[line] = start
+            if c == 9:  # comma-terminated time values up to the newline
+                c = data[i]
+                while c != 10:
+                    token = i
+                    w, digits, fraction, plain, i = _number(data, i, 44)
+                    c = data[i]
+                    if not plain:
+                        while c != 44 and c != 9 and c != 10:
+                            i += 1
+                            c = data[i]
+                    if c != 44:
+                        found = NOT_TERMINATED if c == 10 else BAD_FIELD_COUNT
+                        break
+                    if i == token:
+                        found = NOT_PLAIN  # an empty value
+                        break
+                    if plain and fraction != 0 and digits <= MAX_EXACT_DIGITS:
+                        v = np.float64(w) / _POW10[max(fraction, 0)]
+                        values[n_values] = -v if data[token] == 45 else v
+                    else:
+                        values[n_values] = 0.0
+                        left_index[n_left] = n_values
+                        left_start[n_left] = token
+                        left_end[n_left] = i
+                        n_left += 1
+                    values_per_line[line] += 1
+                    n_values += 1
+                    i += 1
+                    c = data[i]
+                i += 1
             line += 1
-            start = i + 1
-            field = 0
-            value = -1
-        elif c == 44 and value >= 0:
-            value_start[n_values] = value
-            value_end[n_values] = i
-            values_per_line[line] += 1
-            n_values += 1
-            value = i + 1
-    return (status, line_start, field_end, value_start[:n_values], value_end[:n_values],
-            values_per_line)
-
-
-def parse_ints(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
-    """``body[starts[i]:ends[i]]`` as int64 when every piece is a plain decimal integer
-    (``-?[0-9]{1,18}``: no overflow possible); None otherwise (left to Arrow's cast)."""
-    ok, values = _parse_ints(body, starts, ends)
-    return values if ok else None
+        if found != OK:  # leave the file out: forget its lines and values
+            status[f] = found
+            values_per_line[first_line:line + 1] = 0
+            float_left[:, first_line:line + 1] = False
+            line, n_values, n_left = first_line, first_value, first_left
+        else:
+            lines_per_file[f] = line - first_line
+    return (status, lines_per_file, line_start[:line], field_end[:, :line], ints[:, :line],
+            floats[:, :line], float_left[:, :line], values_per_line[:line], values[:n_values],
+            left_index[:n_left], left_start[:n_left], left_end[:n_left])
 
 
 @compiled
-def _parse_ints(body, starts, ends):  # pragma: no cover - compiled
-    values = np.empty(starts.shape[0], np.int64)
-    for j in range(starts.shape[0]):
-        i, end = starts[j], ends[j]
-        negative = i < end and body[i] == 45  # '-'
-        if negative:
+def _number(data, i, terminator):  # pragma: no cover - compiled
+    """The number starting at ``data[i]``: its digits as an integer, how many, how many after
+    the point (-1: no point), whether it is plain (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?`` followed
+    by ``terminator``, a tab or a newline), and where it stops."""
+    if data[i] == 45:  # '-'
+        i += 1
+    first = i
+    w = 0
+    c = data[i]
+    while 48 <= c <= 57:
+        w = w * 10 + (np.int64(c) - 48)
+        i += 1
+        c = data[i]
+    digits = i - first
+    fraction = -1
+    if c == 46 and digits > 0:  # '.'
+        i += 1
+        c = data[i]
+        point = i
+        while 48 <= c <= 57:
+            w = w * 10 + (np.int64(c) - 48)
             i += 1
-        if end - i < 1 or end - i > 18:
-            return False, values
-        v = 0
-        while i < end:
-            d = np.int64(body[i]) - 48
-            if d < 0 or d > 9:
-                return False, values
-            v = v * 10 + d
-            i += 1
-        values[j] = -v if negative else v
-    return True, values
+            c = data[i]
+        fraction = i - point
+        digits += fraction
+    plain = ((c == terminator or c == 9 or c == 10) and digits > 0
+             and not (data[first] == 48 and i - first > 1 and data[first + 1] != 46))
+    return w, digits, fraction, plain, i

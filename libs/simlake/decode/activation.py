@@ -24,6 +24,7 @@ NaN/inf times and empty string fields are rejected.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,37 +67,115 @@ _CELLS = _Layout(
 )
 
 
+@dataclass(frozen=True)
+class ActivationFile:
+    """One raw activation file: its path (for messages), content and trial."""
+
+    path: str
+    data: bytes
+    sim_run: str
+    trialnr: int
+
+
+@dataclass
+class DecodedFiles:
+    """The rows of a batch of activation files, in file order, and the files rejected
+    (``(index into the batch, error)``; their rows are not in ``table``)."""
+
+    table: pa.Table
+    failures: list[tuple[int, Exception]]
+
+
 def decode_synapses(path: str, data: bytes, sim_run: str, trialnr: int) -> pa.Table:
     """Decode ``simulation_run<NNNN>_synapses.csv`` into ``schemas.SYNAPSE_ACTIVATION`` rows."""
-    return _decode(path, data, sim_run, trialnr, _SYNAPSES)
+    return _decode_one(ActivationFile(path, data, sim_run, trialnr), _SYNAPSES)
 
 
 def decode_presynaptic_cells(path: str, data: bytes, sim_run: str, trialnr: int) -> pa.Table:
     """Decode ``simulation_run<NNNN>_presynaptic_cells.csv`` into ``schemas.CELL_ACTIVATION``."""
-    return _decode(path, data, sim_run, trialnr, _CELLS)
+    return _decode_one(ActivationFile(path, data, sim_run, trialnr), _CELLS)
+
+
+def decode_synapse_files(files: Sequence[ActivationFile]) -> DecodedFiles:
+    """Decode many synapse files at once (same rows as :func:`decode_synapses` per file)."""
+    return _decode_files(files, _SYNAPSES)
+
+
+def decode_presynaptic_cell_files(files: Sequence[ActivationFile]) -> DecodedFiles:
+    """Decode many presynaptic-cell files at once (same rows as
+    :func:`decode_presynaptic_cells` per file)."""
+    return _decode_files(files, _CELLS)
 
 
 # --------------------------------------------------------------------------- internals
-#
-# The fields are located with numpy on the raw bytes (positions of tab, newline and comma), and
-# each field column is cut out of the file buffer as an Arrow string array whose offsets
-# alternate between field starts and ends (the odd pieces are the separators and are dropped).
+
+
+def _decode_one(file: ActivationFile, layout: _Layout) -> pa.Table:
+    out = _decode_files([file], layout)
+    if out.failures:
+        raise out.failures[0][1]
+    return out.table
+
+
+def _decode_files(files: Sequence[ActivationFile], layout: _Layout) -> DecodedFiles:
+    """The fast path for the files it accepts, the exact decoder for the others; rows in file
+    order (runs of fast-path files stay one slice)."""
+    fast, accepted, rows = _fast_rows(files, layout)
+    pieces: list[pa.Table] = []
+    failures: list[tuple[int, Exception]] = []
+    offset = 0
+    i = 0
+    while i < len(files):
+        if accepted[i]:
+            j = i
+            while j < len(files) and accepted[j]:
+                j += 1
+            n = int(rows[i:j].sum())
+            pieces.append(fast.slice(offset, n))
+            offset += n
+            i = j
+            continue
+        try:
+            pieces.append(_decode_checked(files[i], layout))
+        except Exception as exc:  # one bad file must not stop the others
+            failures.append((i, exc))
+        i += 1
+    table = pa.concat_tables(pieces) if pieces else layout.schema.empty_table()
+    return DecodedFiles(table, failures)
+
+
+def _decode_checked(file: ActivationFile, layout: _Layout) -> pa.Table:
+    """The exact decoder on one file, after the text checks."""
+    _check_text(file.path, file.data)
+    data = file.data.replace(b"\r\n", b"\n") if b"\r" in file.data else file.data
+    return _decode_exact(file.path, data, file.sim_run, file.trialnr, layout)
 
 
 def _check_text(path: str, data: bytes) -> None:
     if not data:
         raise SimrunFormatError(path, "empty file")
-    whole = pa.LargeStringArray.from_buffers(
-        1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data))
-    try:
-        whole.validate(full=True)
-    except pa.ArrowInvalid:
-        raise SimrunFormatError(path, text_problem(data) or "not UTF-8") from None
+    if not _valid_utf8(data):
+        raise SimrunFormatError(path, text_problem(data) or "not UTF-8")
     if b"\x00" in data:
         raise SimrunFormatError(path, text_problem(data) or "binary content")
     if not data.startswith(b"#"):
         first = data.split(b"\n", 1)[0].decode("utf-8")
         raise SimrunFormatError(path, f"first line is not a '#' header line: {short(first)}")
+
+
+def _valid_utf8(data: bytes) -> bool:
+    whole = pa.LargeStringArray.from_buffers(
+        1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data))
+    try:
+        whole.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _plain_text(data: bytes) -> bool:
+    """UTF-8 without NUL bytes (what the fast path needs checked; CRs are removed before)."""
+    return b"\x00" not in data and _valid_utf8(data)
 
 
 def _pieces(buf: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
@@ -111,70 +190,107 @@ def _pieces(buf: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     return interleaved.take(pa.array(np.arange(0, 2 * n - 1, 2, dtype=np.int32)))
 
 
-def _decode(path: str, data: bytes, sim_run: str, trialnr: int, layout: _Layout) -> pa.Table:
-    _check_text(path, data)
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
-    columns = _scanned_columns(path, data, layout)
-    if columns is None:
-        return _decode_exact(path, data, sim_run, trialnr, layout)
-    n_rows = len(columns[0])
-    keys = [
-        repeat(schemas.sim_trial_index(sim_run, trialnr), n_rows, pa.string()),
-        repeat(sim_run, n_rows, pa.string()),
-        repeat(int(trialnr), n_rows, pa.int64()),
-    ]
-    return pa.Table.from_arrays(keys + columns, schema=layout.schema)
+def _fast_rows(files: Sequence[ActivationFile], layout: _Layout
+               ) -> tuple[pa.Table | None, np.ndarray, np.ndarray]:
+    """Rows of the files that are well-formed as they are (a ``#`` header line, complete
+    lines, plain numbers), located and parsed in one compiled pass over all of them; the
+    table, which files it holds, and the rows of each. Every other file is left to the exact
+    decoder."""
+    from simlake.decode._scan import FLOAT, INT, OK, STRING, scan_files
 
+    accepted = np.zeros(len(files), dtype=bool)
+    rows = np.zeros(len(files), dtype=np.int64)
+    datas = [f.data.replace(b"\r\n", b"\n") if b"\r" in f.data else f.data for f in files]
+    candidates = [i for i, d in enumerate(datas) if d.startswith(b"#") and d.endswith(b"\n")]
+    joined = b"".join(datas[i] for i in candidates)
+    if not _plain_text(joined):  # find the culprits (rare)
+        candidates = [i for i in candidates if _plain_text(datas[i])]
+        joined = b"".join(datas[i] for i in candidates)
+    if not candidates or len(joined) >= 2**31:  # int32 string offsets
+        return None, accepted, rows
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    file_start = np.zeros(len(candidates) + 1, dtype=np.int64)
+    np.cumsum([len(datas[i]) for i in candidates], out=file_start[1:])
+    kinds = np.array([STRING if pa.types.is_string(t) else INT if pa.types.is_integer(t)
+                      else FLOAT for _, t in layout.fields], dtype=np.int64)
+    found = scan_files(raw, file_start, kinds)
+    ok_files = np.asarray(candidates)[found.status == OK]
+    lines = found.lines_per_file[found.status == OK]
+    file_of_line = np.repeat(np.arange(len(ok_files)), lines)
+    buf = pa.py_buffer(joined)
 
-def _scanned_columns(path: str, data: bytes, layout: _Layout) -> list[pa.Array] | None:
-    """The fixed fields and times of a well-formed file (a header line, then complete lines
-    ending with a newline), located by the compiled scan; None at the first defect."""
-    from simlake.decode._scan import OK, parse_ints, scan_activation
-
-    header_end = data.find(b"\n")
-    body = data[header_end + 1:] if header_end >= 0 else b""
-    if not body or not body.endswith(b"\n") or len(body) >= 2**31:
-        return None
-    raw = np.frombuffer(body, dtype=np.uint8)
-    found = scan_activation(raw, len(layout.fields))
-    if found.status != OK:
-        return None
-    buf = pa.py_buffer(body)
-    columns = []
+    # numbers that are not plain decimals: Arrow's cast, or the file goes to the exact decoder
+    bad_line = np.zeros(len(file_of_line), dtype=bool)
     starts = found.line_start
-    for k, (_, type_) in enumerate(layout.fields):
+    for k, kind in enumerate(kinds):
+        if kind == FLOAT and found.float_left[k].any():
+            left = np.flatnonzero(found.float_left[k])
+            good = _cast_floats(buf, starts[left], found.field_end[k][left],
+                                found.floats[k], left)
+            bad_line[left[~good]] = True
+        starts = found.field_end[k] + 1
+    values = found.values
+    if len(found.left_index):
+        good = _cast_floats(buf, found.left_start, found.left_end, values, found.left_index)
+        line_of_value = np.repeat(np.arange(len(file_of_line)), found.values_per_line)
+        bad_line[line_of_value[found.left_index[~good]]] = True
+
+    keep_line = None
+    if bad_line.any():
+        keep_file = np.ones(len(ok_files), dtype=bool)
+        keep_file[file_of_line[bad_line]] = False
+        keep_line = keep_file[file_of_line]
+        ok_files, lines = ok_files[keep_file], lines[keep_file]
+        file_of_line = np.repeat(np.arange(len(ok_files)), lines)
+        line_of_value = np.repeat(np.arange(len(keep_line)), found.values_per_line)
+        values = values[keep_line[line_of_value]]
+    accepted[ok_files] = True
+    rows[ok_files] = lines
+
+    def kept(a: np.ndarray) -> np.ndarray:
+        return a if keep_line is None else a[keep_line]
+
+    which = pa.array(file_of_line.astype(np.int32))
+    columns = [
+        pa.array([schemas.sim_trial_index(files[i].sim_run, files[i].trialnr)
+                  for i in ok_files], pa.string()).take(which),
+        pa.array([files[i].sim_run for i in ok_files], pa.string()).take(which),
+        pa.array(np.asarray([files[i].trialnr for i in ok_files], dtype=np.int64)).take(which),
+    ]
+    starts = found.line_start
+    for k, kind in enumerate(kinds):
         ends = found.field_end[k]
-        if (starts == ends).any():  # an empty field
-            return None
-        ints = parse_ints(raw, starts, ends) if pa.types.is_int64(type_) else None
-        if ints is not None:  # plain decimal integers, parsed in the compiled code
-            column = pa.array(ints)
+        if kind == STRING:
+            columns.append(_pieces(buf, kept(starts), kept(ends)))
         else:
-            column = _pieces(buf, starts, ends)
-            if not pa.types.is_string(type_):
-                try:
-                    column = pc.cast(column, type_)
-                except pa.ArrowInvalid:
-                    return None
-                if pa.types.is_floating(type_) and not _all_finite(column):
-                    return None
-        columns.append(column)
+            columns.append(pa.array(kept(found.ints[k] if kind == INT else found.floats[k])))
         starts = ends + 1
+    offsets = np.zeros(len(file_of_line) + 1, dtype=np.int32)
+    np.cumsum(kept(found.values_per_line), out=offsets[1:])
+    columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))
+    return pa.Table.from_arrays(columns, schema=layout.schema), accepted, rows
+
+
+def _cast_floats(buf: pa.Buffer, starts: np.ndarray, ends: np.ndarray, out: np.ndarray,
+                 where: np.ndarray) -> np.ndarray:
+    """Cast ``buf[starts[i]:ends[i]]`` to float64 with Arrow into ``out[where[i]]``; which
+    ones gave a finite number (the others send their file to the exact decoder)."""
+    pieces = _pieces(buf, starts, ends)
+    good = np.zeros(len(starts), dtype=bool)
+    castable = np.arange(len(starts))
     try:
-        values = pc.cast(_pieces(buf, found.value_start, found.value_end), pa.float64())
-    except pa.ArrowInvalid:
-        return None
-    if not _all_finite(values):
-        return None
-    offsets = np.zeros(len(found.line_start) + 1, dtype=np.int64)
-    np.cumsum(found.values_per_line, out=offsets[1:])
-    columns.append(list_array(offsets, values, path))
-    return columns
-
-
-def _all_finite(values: pa.Array) -> bool:
-    return bool(np.isfinite(values.to_numpy(zero_copy_only=False)).all())
+        cast = pc.cast(pieces, pa.float64())
+    except pa.ArrowInvalid:  # cast the pieces that look like numbers (the others are bad)
+        match = pc.match_substring_regex(pieces, float_pattern())
+        castable = np.flatnonzero(match.to_numpy(zero_copy_only=False))
+        try:
+            cast = pc.cast(pieces.filter(match), pa.float64())
+        except pa.ArrowInvalid:  # e.g. out of range: the exact decoder says which
+            return good
+    cast = cast.to_numpy(zero_copy_only=False)
+    out[where[castable]] = cast
+    good[castable] = np.isfinite(cast)
+    return good
 
 
 def _decode_exact(path: str, data: bytes, sim_run: str, trialnr: int,

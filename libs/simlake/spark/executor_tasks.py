@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -53,6 +53,63 @@ def decode_task(task: FileTask) -> pa.Table:
     if kind == "cells":
         return activation.decode_presynaptic_cells(path, data, sim_run, task.trialnr)
     raise ValueError(f"unknown file kind {kind!r}")
+
+
+#: Activation files (small, one per trial) are decoded together, up to about this many raw
+#: bytes at a time: one compiled pass and one round of Arrow calls per batch instead of per
+#: file (per-file overhead was about a third of their decoding).
+ACTIVATION_BATCH_BYTES = 16 * 1024 * 1024
+
+Failure = tuple[FileTask, Exception]
+
+
+Chunk = tuple[list[FileTask], pa.Table | None, list[Failure]]
+
+
+def decode_chunks(tasks: Sequence[FileTask]) -> Iterator[Chunk]:
+    """Decode ``tasks`` in order: activation files in batches (:data:`ACTIVATION_BATCH_BYTES`),
+    other files one by one. Yields the files of each chunk, their rows (None if none decoded;
+    the others' rows in task order) and the files rejected (their rows left out)."""
+    chunk: list[FileTask] = []
+    size = 0
+    for task in tasks:
+        if task.kind in ("synapses", "cells"):
+            if chunk and (task.kind != chunk[0].kind or size + task.size > ACTIVATION_BATCH_BYTES):
+                yield _decode_activation(chunk)
+                chunk, size = [], 0
+            chunk.append(task)
+            size += task.size
+            continue
+        if chunk:
+            yield _decode_activation(chunk)
+            chunk, size = [], 0
+        try:
+            yield [task], decode_task(task), []
+        except Exception as exc:  # any defect of one file must not stop the others
+            yield [task], None, [(task, exc)]
+    if chunk:
+        yield _decode_activation(chunk)
+
+
+def _decode_activation(tasks: list[FileTask]) -> Chunk:
+    from simlake.decode import activation
+
+    files, read, failures = [], [], []
+    for task in tasks:
+        try:
+            data = read_bytes(task.path)
+        except OSError as exc:
+            failures.append((task, exc))
+            continue
+        files.append(activation.ActivationFile(task.path, data, task.sim_run, task.trialnr))
+        read.append(task)
+    decode = (activation.decode_synapse_files if tasks[0].kind == "synapses"
+              else activation.decode_presynaptic_cell_files)
+    out = decode(files)
+    failures += [(read[i], exc) for i, exc in out.failures]
+    position = {id(t): i for i, t in enumerate(tasks)}
+    failures.sort(key=lambda f: position[id(f[0])])
+    return tasks, (out.table if len(failures) < len(tasks) else None), failures
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -137,17 +194,17 @@ def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
     spike_writer = group.spikes.output.writer() if group.spikes else None
     trials: dict[str, list[int]] = {}
     try:
-        for task in group.tasks:  # one iteration per file, not per value
-            try:
-                decoded = conform(decode_task(task), schema)
-            except Exception as exc:  # any defect of one file must not stop the others
+        for chunk, decoded, failures in decode_chunks(group.tasks):  # per file or batch
+            for task, exc in failures:
                 reason = describe_failure(exc)
                 log.warning("rejected %s: %s", task.path, reason)
                 errors.add([(task.path, task.sim_run, task.kind, reason)])
+            if decoded is None:
                 continue
+            decoded = conform(decoded, schema)
             writer.add(decoded)
-            if task.kind == "voltage":
-                trials.setdefault(task.sim_run, []).extend(
+            if chunk[0].kind == "voltage":  # one file per chunk
+                trials.setdefault(chunk[0].sim_run, []).extend(
                     decoded.column("trialnr").to_pylist())
             if spike_writer is not None:
                 spike_writer.add(spike_rows(group.spikes.output.table, decoded,
