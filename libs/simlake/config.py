@@ -42,6 +42,9 @@ class SparkProfile:
     master: str | None
     app_name: str
     conf: dict[str, str] = field(default_factory=dict)
+    #: map (and first write) a JVM class archive for the driver we launch; see
+    #: ``simlake.spark.class_archive``
+    class_archive: bool = False
 
 
 def load_spark_profile(name_or_path: str = "local", conf_dir: str | None = None) -> SparkProfile:
@@ -53,6 +56,7 @@ def load_spark_profile(name_or_path: str = "local", conf_dir: str | None = None)
         master=raw.get("master"),
         app_name=raw.get("app_name", "simlake"),
         conf=conf,
+        class_archive=bool(raw.get("class_archive", False)),
     )
 
 

@@ -62,9 +62,23 @@ def build_session(profile: SparkProfile, extra_conf: dict[str, str] | None = Non
     """Start (or reuse) the SparkSession of ``profile`` with Delta Lake enabled."""
     # Spark's launcher reads PYSPARK_PYTHON before any conf is applied; the worker processes
     # must run this interpreter, so set it for the JVM we are about to start.
+    from pyspark import SparkContext
+
     if profile.master:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = session_builder(profile, extra_conf).getOrCreate()
+    extra = dict(extra_conf or {})
+    archive = None
+    if profile.master and profile.class_archive and SparkContext._gateway is None:
+        from simlake.spark.class_archive import driver_archive
+
+        conf = {**profile.conf, **extra}
+        archive = driver_archive(conf)
+        if archive.java_options:
+            key = "spark.driver.extraJavaOptions"
+            extra[key] = f"{conf.get(key, '')} {archive.java_options}".strip()
+    spark = session_builder(profile, extra).getOrCreate()
+    if archive is not None:
+        archive.publish_at_exit(getattr(SparkContext._gateway, "proc", None))
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s session up (master %s)", spark.version, spark.sparkContext.master)
     return spark
