@@ -5,14 +5,15 @@
 
 A ``#`` header line, then one line per synapse/cell: fixed tab-separated fields, a tab, and
 comma-terminated times (``1.5,2.25,``), possibly none (the line ends after the tab or right after
-the last fixed field). The whole file is parsed at once: separator positions found with numpy,
-fields cut out of the file buffer as Arrow string arrays, numbers cast in Arrow compute; no
-Python loop per line or value. Rows keep the line order.
+the last fixed field). Rows keep the line order; no Python loop per line or value.
 
-A well-formed file (the normal case) is located by one compiled pass (``_scan``, about 1.5x
-faster decoding); a file that pass does not accept as it is, or whose fields do not cast, goes
-through the exact decoder (:func:`_decode_exact`, numpy), which names the line and the reason.
-The fast path accepts nothing the exact one rejects: same casts, same checks; it gives up
+Two paths. Well-formed files (the normal case) are decoded many at a time
+(:func:`decode_synapse_files`): one compiled pass over all of them (``_scan``) locates the
+fields and parses the plain numbers exactly, Arrow casts the others, and a handful of Arrow
+calls per batch build the columns. A file that pass does not accept as it is, or whose numbers
+do not cast, goes alone through the exact decoder (:func:`_decode_exact`: separators located
+with numpy, fields cut out as Arrow strings and cast), which names the line and the reason.
+The fast path accepts nothing the exact one rejects: same values, same checks; it gives up
 instead of explaining.
 
 Decisions: a file with only the header line is a valid trial with zero rows; a 0-byte file is an
