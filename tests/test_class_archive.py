@@ -46,6 +46,15 @@ def test_first_session_writes_the_archive_and_the_next_maps_it(tmp_path):
     assert len(archives) == 1 and os.path.getsize(archives[0]) > 10_000_000
     assert os.listdir(folder) == [os.path.basename(archives[0])]  # no lock, no partial file
 
+    # a truncated archive (a full disk while the JVM wrote it) would crash every later JVM:
+    # the publisher checks that a JVM starts with it, and drops it
+    cut = str(tmp_path / "cut.jsa.tmp")
+    with open(archives[0], "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(os.path.getsize(archives[0]) // 3))
+    assert not publish_when_done(_dead_pid(), cut, str(tmp_path / "cut.jsa"),
+                                 str(tmp_path / "cut.lock"))
+    assert not os.path.exists(tmp_path / "cut.jsa") and not os.path.exists(cut)
+
     load_log = tmp_path / "class-load.txt"
     second = _session(env, f"-Xlog:class+load=info:file={load_log}")
     assert f"-XX:SharedArchiveFile={archives[0]}" in second
@@ -88,7 +97,7 @@ def test_unwritable_cache_means_no_archive(tmp_path):
 
 def test_publish_moves_the_archive_once_the_jvm_is_gone(tmp_path):
     writing, final, lock = (str(tmp_path / n) for n in ("a.tmp", "a.jsa", "a.jsa.lock"))
-    with open(writing, "wb") as fh:
+    with open(writing, "wb") as fh:  # not an archive at all: a JVM ignores it, harmless
         fh.write(b"archive")
     assert publish_when_done(_dead_pid(), writing, final, lock)
     assert sorted(os.listdir(tmp_path)) == ["a.jsa"]

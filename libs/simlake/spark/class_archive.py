@@ -183,12 +183,33 @@ def publish_when_done(pid: int, writing: str, final: str, lock: str,
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.5)
-        if os.path.isfile(writing) and os.path.getsize(writing) > 0:
+        if os.path.isfile(writing) and os.path.getsize(writing) > 0 and mappable(writing):
             os.replace(writing, final)
             return True
         return False
     finally:
         _remove(writing, lock)
+
+
+def mappable(archive: str) -> bool:
+    """Whether a JVM starts with ``archive`` mapped. A truncated archive (a full disk while it
+    was written) makes a Java 17 JVM die with SIGBUS at start-up instead of ignoring it: such
+    a file must never be published. ``-version`` maps the archive's regions before it checks
+    the class path, so a complete archive passes (an unreadable one is ignored: passes too)."""
+    import subprocess
+    import tempfile
+
+    java = _java_binary()
+    if java is None:
+        return False
+    with tempfile.TemporaryDirectory() as crash_dir:  # where a crashing JVM writes hs_err
+        try:
+            done = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", *QUIET.split(),
+                                   "-version"], cwd=crash_dir, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return done.returncode == 0
 
 
 def _running(pid: int) -> bool:
