@@ -77,10 +77,17 @@ def test_one_writer_at_a_time_and_a_dead_writers_lock_is_taken_over(tmp_path):
     assert writer.writing is not None
     assert driver_archive({}, str(tmp_path)).java_options == ""  # the lock holder (us) lives
 
-    with open(writer.lock, "w") as fh:  # a writer that died
+    with open(writer.lock, "w") as fh:  # a writer that died, leaving half an archive
         fh.write(f"{_dead_pid()}\n")
+    with open(writer.writing, "wb") as fh:
+        fh.write(b"half")
     takeover = driver_archive({}, str(tmp_path))
     assert takeover.writing is not None and takeover.writing != writer.writing
+    assert not os.path.exists(writer.writing)
+
+
+def test_no_archive_where_the_path_has_white_space(tmp_path):
+    assert driver_archive({}, str(tmp_path / "my cache")).java_options == ""
 
 
 def test_the_key_follows_the_class_path(tmp_path):

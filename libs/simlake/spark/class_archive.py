@@ -17,6 +17,7 @@ JVM is already running.
 from __future__ import annotations
 
 import atexit
+import glob
 import hashlib
 import logging
 import os
@@ -82,8 +83,9 @@ class DriverArchive:
     lock: str | None = None
 
     def publish_at_exit(self, gateway_process) -> None:
-        """If this run writes the archive: at interpreter exit, stop the JVM, wait for it to
-        write the archive, then move the archive in place (readers never see a partial one)."""
+        """If this run writes the archive: at interpreter exit, stop the JVM and leave a
+        detached process to move the archive in place once the JVM has written it (readers
+        never see a partial one; this process does not wait)."""
         if self.writing is None or gateway_process is None:
             return
         atexit.register(_finish, self, gateway_process)
@@ -95,6 +97,8 @@ def driver_archive(class_path_conf: dict[str, str], directory: str | None = None
     it at exit, unless another process is writing it (then none)."""
     directory = directory or cache_dir()
     final = os.path.join(directory, f"spark-{archive_key(class_path_conf)}.jsa")
+    if any(c.isspace() for c in final):  # Java options are split at white space
+        return DriverArchive("")
     if os.path.isfile(final):
         return DriverArchive(f"-XX:SharedArchiveFile={final} {QUIET}")
     try:
@@ -105,6 +109,8 @@ def driver_archive(class_path_conf: dict[str, str], directory: str | None = None
     except OSError as exc:  # a read-only home: no archive, no error
         log.debug("no JVM class archive: %s", exc)
         return DriverArchive("")
+    for leftover in glob.glob(glob.escape(final) + ".*.tmp"):  # of writers that died
+        _remove(leftover)
     writing = f"{final}.{uuid.uuid4().hex[:8]}.tmp"
     log.info("this run writes the JVM class archive %s when it exits (once per machine)", final)
     return DriverArchive(f"-XX:ArchiveClassesAtExit={writing} {QUIET}", writing, final, lock)
