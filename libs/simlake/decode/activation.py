@@ -148,8 +148,12 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout) -> DecodedFi
 def _decode_checked(file: ActivationFile, layout: _Layout) -> pa.Table:
     """The exact decoder on one file, after the text checks."""
     _check_text(file.path, file.data)
-    data = file.data.replace(b"\r\n", b"\n") if b"\r" in file.data else file.data
-    return _decode_exact(file.path, data, file.sim_run, file.trialnr, layout)
+    return _decode_exact(file.path, _lf(file.data), file.sim_run, file.trialnr, layout)
+
+
+def _lf(data: bytes) -> bytes:
+    """``data`` with CRLF line ends made LF (a copy only where there is a CR)."""
+    return data.replace(b"\r\n", b"\n") if b"\r" in data else data
 
 
 def _check_text(path: str, data: bytes) -> None:
@@ -201,7 +205,7 @@ def _fast_rows(files: Sequence[ActivationFile], layout: _Layout
 
     accepted = np.zeros(len(files), dtype=bool)
     rows = np.zeros(len(files), dtype=np.int64)
-    datas = [f.data.replace(b"\r\n", b"\n") if b"\r" in f.data else f.data for f in files]
+    datas = [_lf(f.data) for f in files]
     candidates = [i for i, d in enumerate(datas) if d.startswith(b"#") and d.endswith(b"\n")]
     joined = b"".join(datas[i] for i in candidates)
     if not _plain_text(joined):  # find the culprits (rare)
@@ -221,6 +225,7 @@ def _fast_rows(files: Sequence[ActivationFile], layout: _Layout
     buf = pa.py_buffer(joined)
 
     # numbers that are not plain decimals: Arrow's cast, or the file goes to the exact decoder
+    line_of_value = None  # built only where needed (not on the common path)
     bad_line = np.zeros(len(file_of_line), dtype=bool)
     starts = found.line_start
     for k, kind in enumerate(kinds):
@@ -242,8 +247,9 @@ def _fast_rows(files: Sequence[ActivationFile], layout: _Layout
         keep_file[file_of_line[bad_line]] = False
         keep_line = keep_file[file_of_line]
         ok_files, lines = ok_files[keep_file], lines[keep_file]
+        if line_of_value is None:
+            line_of_value = np.repeat(np.arange(len(keep_line)), found.values_per_line)
         file_of_line = np.repeat(np.arange(len(ok_files)), lines)
-        line_of_value = np.repeat(np.arange(len(keep_line)), found.values_per_line)
         values = values[keep_line[line_of_value]]
     accepted[ok_files] = True
     rows[ok_files] = lines

@@ -36,8 +36,9 @@ def read_bytes(path: str) -> bytes:
 
 
 def decode_task(task: FileTask) -> pa.Table:
-    """Read and decode one raw file into rows of its table (raises on any defect)."""
-    from simlake.decode import activation, voltage
+    """Read and decode one voltage or dendritic file into rows of its table (raises on any
+    defect); activation files are decoded in batches (:func:`decode_chunks`)."""
+    from simlake.decode import voltage
 
     path, sim_run, kind = task.path, task.sim_run, task.kind
     data = read_bytes(path)
@@ -48,10 +49,6 @@ def decode_task(task: FileTask) -> pa.Table:
         return voltage.decode_voltage_csv(path, data, sim_run, trialnrs)
     if kind == "dendritic":
         return voltage.decode_dendritic_csv(path, data, sim_run, trialnrs, task.label)
-    if kind == "synapses":
-        return activation.decode_synapses(path, data, sim_run, task.trialnr)
-    if kind == "cells":
-        return activation.decode_presynaptic_cells(path, data, sim_run, task.trialnr)
     raise ValueError(f"unknown file kind {kind!r}")
 
 
@@ -61,8 +58,6 @@ def decode_task(task: FileTask) -> pa.Table:
 ACTIVATION_BATCH_BYTES = 16 * 1024 * 1024
 
 Failure = tuple[FileTask, Exception]
-
-
 Chunk = tuple[list[FileTask], pa.Table | None, list[Failure]]
 
 

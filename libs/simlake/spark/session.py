@@ -60,10 +60,10 @@ def session_builder(profile: SparkProfile, extra_conf: dict[str, str] | None = N
 
 def build_session(profile: SparkProfile, extra_conf: dict[str, str] | None = None) -> SparkSession:
     """Start (or reuse) the SparkSession of ``profile`` with Delta Lake enabled."""
-    # Spark's launcher reads PYSPARK_PYTHON before any conf is applied; the worker processes
-    # must run this interpreter, so set it for the JVM we are about to start.
     from pyspark import SparkContext
 
+    # Spark's launcher reads PYSPARK_PYTHON before any conf is applied; the worker processes
+    # must run this interpreter, so set it for the JVM we are about to start.
     if profile.master:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     extra = dict(extra_conf or {})
