@@ -101,3 +101,52 @@ def test_rows_of_another_schema_are_refused(tmp_path):
     wrong = pa.table({"sim_trial_index": ["r/a/000000"], "sim_run": ["r/a"]})
     with pytest.raises(KeyError):
         writer.add(wrong)
+
+
+def test_encoded_strings_are_written_as_plain_strings(tmp_path):
+    """Rows with dictionary-encoded strings (as the activation decoder hands them over) and
+    plain rows in one file: pyarrow reads plain strings back, the same Arrow schema as a file
+    pyarrow writes itself, and the footer has min/max statistics on the key columns only."""
+    from simlake.datafiles import arrow_schema_metadata, conform, encode_strings
+
+    schema = schemas.CELL_ACTIVATION
+
+    def rows(sim_run: str, trials: range, types: list[str]) -> pa.Table:
+        n = len(trials) * len(types)
+        return pa.table({
+            "sim_trial_index": [schemas.sim_trial_index(sim_run, t) for t in trials
+                                for _ in types],
+            "sim_run": [sim_run] * n,
+            "trialnr": [t for t in trials for _ in types],
+            "presynaptic_cell_type": types * len(trials),
+            "cell_ID": list(range(n)),
+            "spike_times": [[float(i), i + 0.5] for i in range(n)],
+        }, schema=schema)
+
+    plain = [rows("results/a", range(0, 3), ["L4ss", "L5tt", "L4ss"]),
+             rows("results/a", range(3, 5), ["VPM", "L4ss"]),
+             rows("results/b", range(0, 2), ["L6cc"])]
+    parts = [encode_strings(plain[0]), plain[1], encode_strings(plain[2])]
+    assert pa.types.is_dictionary(parts[0].schema.field("presynaptic_cell_type").type)
+    writer = TableFileWriter(str(tmp_path), "cell_activation", schema)
+    for part in parts:
+        writer.add(conform(part, schema))
+    [f] = writer.close()
+
+    path = os.path.join(str(tmp_path), f.path)
+    back = pq.read_table(path)
+    assert back.schema == schema
+    assert back.equals(pa.concat_tables(plain))
+    native = str(tmp_path / "native.parquet")
+    pq.write_table(pa.concat_tables(plain), native)
+    footer = pq.ParquetFile(path).metadata
+    assert footer.metadata[b"ARROW:schema"] == \
+        pq.ParquetFile(native).metadata.metadata[b"ARROW:schema"] == arrow_schema_metadata(schema)
+    with_stats = {footer.row_group(0).column(j).path_in_schema
+                  for j in range(footer.num_columns)
+                  if footer.row_group(0).column(j).statistics is not None
+                  and footer.row_group(0).column(j).statistics.has_min_max}
+    assert with_stats == {"sim_trial_index", "sim_run", "trialnr"}
+    stats = json.loads(f.stats)
+    assert stats["minValues"] == {"sim_trial_index": "results/a/000000", "sim_run": "results/a"}
+    assert stats["maxValues"] == {"sim_trial_index": "results/b/000001", "sim_run": "results/b"}

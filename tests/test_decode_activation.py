@@ -301,6 +301,38 @@ def test_a_batch_gives_each_file_its_own_rows_or_error(kind):
     assert out.table.combine_chunks().equals(pa.concat_tables(expected_rows).combine_chunks())
     assert out.table.column("trialnr").to_pylist() == sorted(out.table.column("trialnr")
                                                              .to_pylist())
+    # the writer's form: strings dictionary-encoded (fast and exact files alike), same values
+    encoded = batch_decode(files, encoded=True)
+    schema = out.table.schema
+    assert encoded.table.schema == schemas.encoded(schema)
+    assert {i: str(e) for i, e in encoded.failures} == expected_errors
+    assert encoded.table.cast(schema).combine_chunks().equals(out.table.combine_chunks())
+
+
+def test_dictionary_codes_number_strings_in_order_of_first_appearance():
+    """Codes of the compiled dictionary encoder against a plain dict: runs, repeats, empty
+    strings, a prefix of another string, equal hashes' neighbours, and enough distinct
+    strings to grow its table several times."""
+    from simlake.decode._scan import dictionary_codes
+
+    rng = np.random.default_rng(11)
+    words = [b"", b"a", b"ab", b"abc", b"L5tt", b"L5tt_C2", b"Soma", b"x" * 300]
+    words += [f"w{i}".encode() for i in range(3000)]
+    picks = np.concatenate([np.repeat(rng.integers(0, 8, 200), rng.integers(1, 20, 200)),
+                            rng.integers(0, len(words), 20000)])
+    strings = [words[i] for i in picks]
+    lengths = np.array([len(w) for w in strings])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    data = np.frombuffer(b"".join(strings), dtype=np.uint8)
+
+    codes, first = dictionary_codes(data, starts, ends)
+    numbering: dict[bytes, int] = {}
+    for w in strings:
+        numbering.setdefault(w, len(numbering))
+    assert codes.tolist() == [numbering[w] for w in strings]
+    assert [strings[i] for i in first] == list(numbering)
+    assert codes.dtype == np.int32
 
 
 def _plain(text: str) -> bool:

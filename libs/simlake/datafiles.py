@@ -17,6 +17,7 @@ log). Files sit flat in the table folder under unique names.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from simlake import schemas
 
 #: Key columns with Delta statistics, by preference; a table gets the first two it has (wide
 #: array rows make full statistics costly, and the keys are all that readers skip on).
@@ -61,10 +64,17 @@ def _leaf(field: pa.Field) -> str:
     return f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
 
 
+#: Columns with Parquet footer min/max statistics, where a table has them: the keys readers
+#: locate rows by, and the time axis (readers check the shared axis from them). Not the other
+#: columns: statistics of every string and number column were about a fifth of writing a
+#: synapse file, and no reader prunes on them (rows are laid out by trial).
+FOOTER_STATISTICS = STATS_COLUMNS + ("trialnr", "recording_site", "threshold", "t")
+
+
 def statistics_columns(schema: pa.Schema) -> list[str]:
-    """Leaf columns with Parquet min/max statistics: every non-list column and the time axis
-    (readers check the shared time axis from them); none for value arrays (costly, unused)."""
-    return [_leaf(f) for f in schema if not pa.types.is_list(f.type) or f.name == "t"]
+    """Leaf columns of a data file of ``schema`` with Parquet min/max statistics
+    (:data:`FOOTER_STATISTICS`)."""
+    return [_leaf(f) for f in schema if f.name in FOOTER_STATISTICS]
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,9 @@ def delta_stats(table: pa.Table, columns: Sequence[str]) -> str:
         column = table.column(name)
         nulls[name] = column.null_count
         if column.null_count < len(column):
+            if pa.types.is_dictionary(column.type):  # the values used, decoded
+                column = pa.chunked_array([pc.unique(c).dictionary_decode()
+                                           for c in column.chunks], column.type.value_type)
             bounds = pc.min_max(column)
             mins[name] = bounds["min"].as_py()
             maxs[name] = bounds["max"].as_py()
@@ -156,9 +169,36 @@ def delta_stats(table: pa.Table, columns: Sequence[str]) -> str:
 
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     """``rows`` with the columns of ``schema``, in its order and types (a cast only where the
-    types differ: casting an already conforming table costs ~0.2 ms per file for nothing)."""
+    types differ: casting an already conforming table costs ~0.2 ms per file for nothing).
+    A dictionary-encoded string column conforms to a string field and stays encoded
+    (``schemas.encoded``: decoding it only for the writer to hash it again costs time)."""
     rows = rows.select(schema.names)
-    return rows if rows.schema.equals(schema) else rows.cast(schema)
+    if rows.schema.equals(schema):
+        return rows
+    target = pa.schema([f.with_type(r.type) if _encoded_string(r.type, f.type) else f
+                        for f, r in zip(schema, rows.schema, strict=True)],
+                       metadata=schema.metadata)
+    return rows if rows.schema.equals(target) else rows.cast(target)
+
+
+def _encoded_string(actual: pa.DataType, wanted: pa.DataType) -> bool:
+    return (pa.types.is_string(wanted) and pa.types.is_dictionary(actual)
+            and actual == pa.dictionary(pa.int32(), wanted))
+
+
+def encode_strings(table: pa.Table) -> pa.Table:
+    """``table`` in ``schemas.encoded`` form: plain string columns dictionary-encoded, encoded
+    ones kept (so that parts from different decoders concatenate)."""
+    schema = schemas.encoded(table.schema)
+    columns = [column if column.type == f.type else pc.dictionary_encode(column)
+               for column, f in zip(table.columns, schema, strict=True)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def arrow_schema_metadata(schema: pa.Schema) -> bytes:
+    """The ``ARROW:schema`` footer value pyarrow would write for ``schema`` (base64 of its IPC
+    serialisation): how pyarrow readers learn the file's Arrow types."""
+    return base64.b64encode(schema.serialize().to_pybytes())
 
 
 def partition_value(value) -> str | None:
@@ -180,6 +220,9 @@ class TableFileWriter:
         self.table = table
         self.partition_columns = tuple(partition_columns)
         self.file_schema = pa.schema([f for f in schema if f.name not in self.partition_columns])
+        # what the Parquet writer is given: strings dictionary-encoded (written as they come,
+        # no hashing), while the footer's Arrow schema says plain strings, as before
+        self.parquet_schema = schemas.encoded(self.file_schema)
         self.stats_columns = stats_columns(schema)
         self.split_folders = split_folders
         self.row_group_bytes = row_group_bytes
@@ -251,8 +294,8 @@ class TableFileWriter:
         for s in sim_runs:
             if s not in self._sim_runs:
                 self._sim_runs.append(s)
-        self._stats_parts.append(part.select(self.stats_columns))
-        self._buffer.append(conform(part, self.file_schema))
+        self._stats_parts.append(encode_strings(part.select(self.stats_columns)))
+        self._buffer.append(encode_strings(conform(part, self.file_schema)))
         self._buffered += part.nbytes
         self._rows += part.num_rows
         if self._buffered >= self.row_group_bytes:
@@ -266,10 +309,13 @@ class TableFileWriter:
             self._name = f"part-{uuid.uuid4().hex}.parquet"
             strings = [f.name for f in self.file_schema if pa.types.is_string(f.type)]
             self._writer = pq.ParquetWriter(
-                os.path.join(self.table_root, self._name), self.file_schema,
+                os.path.join(self.table_root, self._name), self.parquet_schema,
                 compression=column_codecs(self.file_schema), use_dictionary=strings,
-                write_statistics=statistics_columns(self.file_schema))
-        table = pa.concat_tables(self._buffer)
+                write_statistics=statistics_columns(self.file_schema), store_schema=False)
+            self._writer.add_key_value_metadata(
+                {"ARROW:schema": arrow_schema_metadata(self.file_schema)})
+        # one dictionary per column chunk: the writer then takes the codes as they are
+        table = pa.concat_tables(self._buffer).unify_dictionaries()
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))
         self._buffer, self._buffered = [], 0
 

@@ -10,6 +10,17 @@ import pyarrow as pa
 
 F64_LIST = pa.list_(pa.float64())
 
+
+
+def encoded(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its string columns dictionary-encoded (``dictionary<int32, string>``):
+    how decoders hand low-cardinality strings to the data file writer (same values, same
+    files; readers see plain strings)."""
+    return pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type))
+                      if pa.types.is_string(f.type) else f for f in schema],
+                     metadata=schema.metadata)
+
+
 _TRIAL_KEY = [
     pa.field("sim_trial_index", pa.string(), nullable=False),
     pa.field("sim_run", pa.string(), nullable=False),

@@ -238,3 +238,73 @@ def _number(data, i, terminator):  # pragma: no cover - compiled
     plain = ((c == terminator or c == 9 or c == 10) and digits > 0
              and not (data[first] == 48 and i - first > 1 and data[first + 1] != 46))
     return w, digits, fraction, plain, i
+
+
+def dictionary_codes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary encoding of the byte strings ``data[starts[i]:ends[i]]``: a code per string
+    (int32, numbered in order of first appearance) and, per code, the index of the string that
+    first had it. Runs of equal strings (a file's sorted type column) cost one comparison per
+    string; other strings one hash lookup."""
+    return _dictionary_codes(data, starts, ends)
+
+
+@compiled
+def _same(data, a, b, n):  # pragma: no cover - compiled
+    for j in range(n):
+        if data[a + j] != data[b + j]:
+            return False
+    return True
+
+
+@compiled
+def _dictionary_codes(data, starts, ends):  # pragma: no cover - compiled
+    n = starts.shape[0]
+    codes = np.empty(n, np.int32)
+    first = np.empty(16, np.int64)
+    size = 64  # open addressing, power of two, at most half full
+    slots = np.full(size, -1, np.int64)
+    n_codes = 0
+    for i in range(n):
+        s = starts[i]
+        length = ends[i] - s
+        if i > 0 and ends[i - 1] - starts[i - 1] == length and _same(data, s, starts[i - 1],
+                                                                   length):
+            codes[i] = codes[i - 1]
+            continue
+        h = np.uint64(14695981039346656037)  # FNV-1a
+        for j in range(length):
+            h = (h ^ np.uint64(data[s + j])) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            code = slots[slot]
+            if code < 0:
+                break
+            other = first[code]
+            if ends[other] - starts[other] == length and _same(data, s, starts[other], length):
+                break
+            slot = (slot + 1) & (size - 1)
+        if code >= 0:
+            codes[i] = code
+            continue
+        if n_codes == first.shape[0]:
+            grown = np.empty(2 * n_codes, np.int64)
+            grown[:n_codes] = first
+            first = grown
+        first[n_codes] = i
+        slots[slot] = n_codes
+        codes[i] = n_codes
+        n_codes += 1
+        if 2 * n_codes > size:  # rehash into twice the slots
+            size *= 2
+            slots = np.full(size, -1, np.int64)
+            for c in range(n_codes):
+                line = first[c]
+                h = np.uint64(14695981039346656037)
+                for j in range(ends[line] - starts[line]):
+                    h = (h ^ np.uint64(data[starts[line] + j])) * np.uint64(1099511628211)
+                slot = np.int64(h & np.uint64(size - 1))
+                while slots[slot] >= 0:
+                    slot = (slot + 1) & (size - 1)
+                slots[slot] = c
+    return codes, first[:n_codes].copy()

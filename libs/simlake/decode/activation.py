@@ -97,15 +97,19 @@ def decode_presynaptic_cells(path: str, data: bytes, sim_run: str, trialnr: int)
     return _decode_one(ActivationFile(path, data, sim_run, trialnr), _CELLS)
 
 
-def decode_synapse_files(files: Sequence[ActivationFile]) -> DecodedFiles:
-    """Decode many synapse files at once (same rows as :func:`decode_synapses` per file)."""
-    return _decode_files(files, _SYNAPSES)
+def decode_synapse_files(files: Sequence[ActivationFile], encoded: bool = False
+                         ) -> DecodedFiles:
+    """Decode many synapse files at once (same rows as :func:`decode_synapses` per file).
+    ``encoded``: string columns dictionary-encoded (``schemas.encoded``), as the data file
+    writer takes them without hashing every value again."""
+    return _decode_files(files, _SYNAPSES, encoded)
 
 
-def decode_presynaptic_cell_files(files: Sequence[ActivationFile]) -> DecodedFiles:
+def decode_presynaptic_cell_files(files: Sequence[ActivationFile], encoded: bool = False
+                                  ) -> DecodedFiles:
     """Decode many presynaptic-cell files at once (same rows as
-    :func:`decode_presynaptic_cells` per file)."""
-    return _decode_files(files, _CELLS)
+    :func:`decode_presynaptic_cells` per file; ``encoded`` as for :func:`decode_synapse_files`)."""
+    return _decode_files(files, _CELLS, encoded)
 
 
 # --------------------------------------------------------------------------- internals
@@ -118,10 +122,15 @@ def _decode_one(file: ActivationFile, layout: _Layout) -> pa.Table:
     return out.table
 
 
-def _decode_files(files: Sequence[ActivationFile], layout: _Layout) -> DecodedFiles:
+def _decode_files(files: Sequence[ActivationFile], layout: _Layout,
+                  encoded: bool = False) -> DecodedFiles:
     """The fast path for the files it accepts, the exact decoder for the others; rows in file
-    order (runs of fast-path files stay one slice)."""
+    order (runs of fast-path files stay one slice); string columns dictionary-encoded if
+    ``encoded`` (the fast path builds them so; plain strings are decoded from it)."""
+    schema = schemas.encoded(layout.schema) if encoded else layout.schema
     fast, accepted, rows = _fast_rows(files, layout)
+    if fast is not None and not encoded:
+        fast = _decoded_strings(fast)
     pieces: list[pa.Table] = []
     failures: list[tuple[int, Exception]] = []
     offset = 0
@@ -137,12 +146,32 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout) -> DecodedFi
             i = j
             continue
         try:
-            pieces.append(_decode_checked(files[i], layout))
+            exact = _decode_checked(files[i], layout)
+            pieces.append(_encoded_strings(exact) if encoded else exact)
         except Exception as exc:  # one bad file must not stop the others
             failures.append((i, exc))
         i += 1
-    table = pa.concat_tables(pieces) if pieces else layout.schema.empty_table()
+    table = pa.concat_tables(pieces) if pieces else schema.empty_table()
     return DecodedFiles(table, failures)
+
+
+def _decoded_strings(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-encoded columns as plain arrays of their values."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            plain = pa.chunked_array([c.dictionary_decode() for c in table.column(i).chunks],
+                                     f.type.value_type)
+            table = table.set_column(i, f.with_type(f.type.value_type), plain)
+    return table
+
+
+def _encoded_strings(table: pa.Table) -> pa.Table:
+    """``table`` with its string columns dictionary-encoded (``schemas.encoded``)."""
+    target = schemas.encoded(table.schema)
+    for i, f in enumerate(table.schema):
+        if f.type != target.field(i).type:
+            table = table.set_column(i, target.field(i), pc.dictionary_encode(table.column(i)))
+    return table
 
 
 def _decode_checked(file: ActivationFile, layout: _Layout) -> pa.Table:
@@ -201,7 +230,7 @@ def _fast_rows(files: Sequence[ActivationFile], layout: _Layout
     lines, plain numbers), located and parsed in one compiled pass over all of them; the
     table, which files it holds, and the rows of each. Every other file is left to the exact
     decoder."""
-    from simlake.decode._scan import FLOAT, INT, OK, STRING, scan_files
+    from simlake.decode._scan import FLOAT, INT, OK, STRING, dictionary_codes, scan_files
 
     accepted = np.zeros(len(files), dtype=bool)
     rows = np.zeros(len(files), dtype=np.int64)
@@ -259,23 +288,28 @@ def _fast_rows(files: Sequence[ActivationFile], layout: _Layout
 
     which = pa.array(file_of_line.astype(np.int32))
     columns = [
-        pa.array([schemas.sim_trial_index(files[i].sim_run, files[i].trialnr)
-                  for i in ok_files], pa.string()).take(which),
-        pa.array([files[i].sim_run for i in ok_files], pa.string()).take(which),
+        pa.DictionaryArray.from_arrays(which, pa.array(
+            [schemas.sim_trial_index(files[i].sim_run, files[i].trialnr) for i in ok_files],
+            pa.string())),
+        pa.DictionaryArray.from_arrays(which, pa.array([files[i].sim_run for i in ok_files],
+                                                       pa.string())),
         pa.array(np.asarray([files[i].trialnr for i in ok_files], dtype=np.int64)).take(which),
     ]
     starts = found.line_start
     for k, kind in enumerate(kinds):
         ends = found.field_end[k]
         if kind == STRING:
-            columns.append(_pieces(buf, kept(starts), kept(ends)))
+            lo, hi = kept(starts), kept(ends)
+            codes, first = dictionary_codes(raw, lo, hi)
+            columns.append(pa.DictionaryArray.from_arrays(pa.array(codes),
+                                                          _pieces(buf, lo[first], hi[first])))
         else:
             columns.append(pa.array(kept(found.ints[k] if kind == INT else found.floats[k])))
         starts = ends + 1
     offsets = np.zeros(len(file_of_line) + 1, dtype=np.int32)
     np.cumsum(kept(found.values_per_line), out=offsets[1:])
     columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))
-    return pa.Table.from_arrays(columns, schema=layout.schema), accepted, rows
+    return pa.Table.from_arrays(columns, schema=schemas.encoded(layout.schema)), accepted, rows
 
 
 def _cast_floats(buf: pa.Buffer, starts: np.ndarray, ends: np.ndarray, out: np.ndarray,

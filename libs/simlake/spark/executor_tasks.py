@@ -100,7 +100,7 @@ def _decode_activation(tasks: list[FileTask]) -> Chunk:
         read.append(task)
     decode = (activation.decode_synapse_files if tasks[0].kind == "synapses"
               else activation.decode_presynaptic_cell_files)
-    out = decode(files)
+    out = decode(files, encoded=True)  # strings as the data file writer takes them
     failures += [(read[i], exc) for i, exc in out.failures]
     position = {id(t): i for i, t in enumerate(tasks)}
     failures.sort(key=lambda f: position[id(f[0])])
