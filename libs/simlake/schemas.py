@@ -11,7 +11,6 @@ import pyarrow as pa
 F64_LIST = pa.list_(pa.float64())
 
 
-
 def encoded(schema: pa.Schema) -> pa.Schema:
     """``schema`` with its string columns dictionary-encoded (``dictionary<int32, string>``):
     how decoders hand low-cardinality strings to the data file writer (same values, same

@@ -67,6 +67,7 @@ import logging
 import os
 import posixpath
 import shutil
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -682,21 +683,22 @@ def _decode(batch: _Batch, scratch: str) -> None:
         else:
             batch.trials = _trials_of(opts.db_path, batch.sim_runs)
         with_trials = [f for f in batch.folders if batch.trials.get(f.sim_run)]
-        group = f"simlake-decode-{uuid.uuid4().hex}"
+        group, submitted = f"simlake-decode-{uuid.uuid4().hex}", threading.Event()
         storing = None
         if "parameterfiles" in batch.wanted:
             # strict: checked in a scratch folder, stored once the folders are known good
-            storing = pool.submit(_after_job_of(spark, group), _store_param_files, spark,
-                                  scratch if opts.strict else opts.db_path, with_trials,
+            storing = pool.submit(_after_job_of(spark, group, submitted), _store_param_files,
+                                  spark, scratch if opts.strict else opts.db_path, with_trials,
                                   batch.errors)
         keys = (["voltage_traces"] if opts.core else []) + batch.decoded_keys()
-        tasks = {key: batch.tasks(key) for key in keys}
-        _progress(tasks)
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", group)
         try:
+            tasks = {key: batch.tasks(key) for key in keys}
+            _progress(tasks)
             results = run_write_groups(spark, write_groups(batch, tasks), batch.errors)
         finally:
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+            submitted.set()  # also when no job ran (nothing to decode, or a failure)
         if opts.core:
             batch.trials = {}  # the trials found, from the voltage rows
         batch.add_results(results, list(tasks))
@@ -710,16 +712,18 @@ def _decode(batch: _Batch, scratch: str) -> None:
     batch.done("decoded")
 
 
-def _after_job_of(spark: SparkSession, group: str, wait: float = 120.0):
+def _after_job_of(spark: SparkSession, group: str, done: threading.Event,
+                  wait: float = 120.0):
     """``run(fn, *args)``: ``fn(*args)`` once a job of job group ``group`` was submitted (or
-    after ``wait`` seconds), so that its tasks queue behind that job's (Spark runs the jobs of
-    one pool first come, first served): the param files then fill the cores the decoding
-    leaves idle at its end instead of holding them at its start."""
+    ``done`` is set, or after ``wait`` seconds), so that its tasks queue behind that job's
+    (Spark runs the jobs of one pool first come, first served): the param files then fill the
+    cores the decoding leaves idle at its end instead of holding them at its start."""
 
     def run(fn, *args):
         tracker = spark.sparkContext.statusTracker()
         deadline = time.monotonic() + wait
-        while not tracker.getJobIdsForGroup(group) and time.monotonic() < deadline:
+        while (not tracker.getJobIdsForGroup(group) and not done.is_set()
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         return fn(*args)
 
@@ -750,7 +754,10 @@ def _decode_again(batch: _Batch) -> None:
     for k in keys:
         for f in batch.files[k]:
             if again & set(f.sim_runs):
-                os.remove(os.path.join(root[k], f.path))
+                try:
+                    os.remove(os.path.join(root[k], f.path))
+                except OSError:  # never committed: a file left behind is invisible
+                    log.warning("could not delete uncommitted data file %s/%s", root[k], f.path)
         batch.files[k] = [f for f in batch.files[k] if not again & set(f.sim_runs)]
     batch.forget_rejections(again, {SYNAPSES, CELLS, DENDRITIC})
     folders = [f for f in batch.folders if f.sim_run in again]
