@@ -96,6 +96,22 @@ def test_the_key_follows_the_class_path(tmp_path):
     assert os.path.basename(plain.final) != os.path.basename(more.final)
 
 
+def test_the_key_follows_where_the_jars_are(tmp_path, monkeypatch):
+    """Another checkout's venv has the same jars elsewhere: the JVM would ignore an archive
+    made with the first one's class path, so it gets its own."""
+    from simlake.spark import class_archive
+
+    here = driver_archive({}, str(tmp_path / "a"))
+    real = class_archive._spark_jars_dir()
+    copy = tmp_path / "venv2" / "jars"
+    copy.mkdir(parents=True)
+    for name in os.listdir(real):
+        os.symlink(os.path.join(real, name), copy / name)  # same files, another path
+    monkeypatch.setattr(class_archive, "_spark_jars_dir", lambda: str(copy))
+    there = driver_archive({}, str(tmp_path / "a"))
+    assert os.path.basename(here.final) != os.path.basename(there.final)
+
+
 def test_unwritable_cache_means_no_archive(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

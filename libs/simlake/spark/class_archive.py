@@ -44,19 +44,22 @@ def cache_dir() -> str:
 
 def archive_key(class_path_conf: dict[str, str]) -> str:
     """What the archive depends on: the Java runtime (path, size, mtime), the Spark and Delta
-    versions, Spark's jars and the settings that add classes (``spark.jars*``,
-    ``extraClassPath``)."""
+    versions, Spark's jars (where they are, their sizes and mtimes: the JVM ignores an archive
+    made with another class path, e.g. a second checkout's venv) and the settings that add
+    classes (``spark.jars*``, ``extraClassPath``)."""
     import importlib.metadata
-
-    import pyspark
 
     parts = []
     java = _java_binary()
     if java:
         stat = os.stat(java)
         parts.append(f"{java}:{stat.st_size}:{stat.st_mtime_ns}")
-    jars = os.path.join(os.path.dirname(pyspark.__file__), "jars")
-    parts.append(",".join(sorted(os.listdir(jars))) if os.path.isdir(jars) else "")
+    jars = _spark_jars_dir()
+    parts.append(jars)
+    if os.path.isdir(jars):
+        for name in sorted(os.listdir(jars)):
+            stat = os.stat(os.path.join(jars, name))
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
     for name in ("pyspark", "delta-spark"):
         try:
             parts.append(f"{name}={importlib.metadata.version(name)}")
@@ -65,6 +68,13 @@ def archive_key(class_path_conf: dict[str, str]) -> str:
     parts += [f"{k}={v}" for k, v in sorted(class_path_conf.items())
               if k.startswith("spark.jars") or k.endswith("extraClassPath")]
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _spark_jars_dir() -> str:
+    """The folder of the jars pyspark starts its JVM with."""
+    import pyspark
+
+    return os.path.join(os.path.dirname(pyspark.__file__), "jars")
 
 
 def _java_binary() -> str | None:
