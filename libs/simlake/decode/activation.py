@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simlake import schemas
+from simlake.datafiles import encode_strings
 from simlake.decode._common import (
     first_not_matching,
     float_pattern,
@@ -147,7 +148,7 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout,
             continue
         try:
             exact = _decode_checked(files[i], layout)
-            pieces.append(_encoded_strings(exact) if encoded else exact)
+            pieces.append(encode_strings(exact) if encoded else exact)
         except Exception as exc:  # one bad file must not stop the others
             failures.append((i, exc))
         i += 1
@@ -162,15 +163,6 @@ def _decoded_strings(table: pa.Table) -> pa.Table:
             plain = pa.chunked_array([c.dictionary_decode() for c in table.column(i).chunks],
                                      f.type.value_type)
             table = table.set_column(i, f.with_type(f.type.value_type), plain)
-    return table
-
-
-def _encoded_strings(table: pa.Table) -> pa.Table:
-    """``table`` with its string columns dictionary-encoded (``schemas.encoded``)."""
-    target = schemas.encoded(table.schema)
-    for i, f in enumerate(table.schema):
-        if f.type != target.field(i).type:
-            table = table.set_column(i, target.field(i), pc.dictionary_encode(table.column(i)))
     return table
 
 

@@ -299,28 +299,28 @@ def voltage_tasks(folders: Iterable[SimRunFolder]) -> list[FileTask]:
     return tasks
 
 
-def trial_file_tasks(folders: Iterable[SimRunFolder], trials: dict[str, set[int]],
-                     rejections: list[Rejection]) -> tuple[list[FileTask], list[FileTask]]:
-    """Synapse and presynaptic-cell tasks for the trials that have a voltage trace.
+def trial_file_tasks(folders: Iterable[SimRunFolder], trials: dict[str, set[int]], kind: str,
+                     rejections: list[Rejection]) -> list[FileTask]:
+    """Tasks of the per-trial files of ``kind`` (synapses or presynaptic cells) for the trials
+    that have a voltage trace.
 
     Files of a folder without any trial are not read (the folder fails as a whole); a file of a
-    trial missing from the folder's voltage traces is rejected.
+    trial missing from the folder's voltage traces is rejected (into ``rejections``).
     """
-    synapse_tasks, cell_tasks = [], []
+    tasks = []
     for f in folders:
         have = trials.get(f.sim_run)
         if not have:
             continue
-        for kind, files, out in ((SYNAPSES, f.synapse_files, synapse_tasks),
-                                 (CELLS, f.cell_files, cell_tasks)):
-            for trialnr, name in sorted(files.items()):
-                path = f"{f.abspath}/{name}"
-                if trialnr not in have:
-                    rejections.append(Rejection(path, f.sim_run, kind,
-                                                f"no voltage trace for trial {trialnr}"))
-                else:
-                    out.append(FileTask(kind, f.sim_run, path, f.files[name].size, trialnr=trialnr))
-    return synapse_tasks, cell_tasks
+        files = f.synapse_files if kind == SYNAPSES else f.cell_files
+        for trialnr, name in sorted(files.items()):
+            path = f"{f.abspath}/{name}"
+            if trialnr not in have:
+                rejections.append(Rejection(path, f.sim_run, kind,
+                                            f"no voltage trace for trial {trialnr}"))
+            else:
+                tasks.append(FileTask(kind, f.sim_run, path, f.files[name].size, trialnr=trialnr))
+    return tasks
 
 
 def dendritic_tasks(folders: Iterable[SimRunFolder], trials: dict[str, set[int]]) -> list[FileTask]:
@@ -584,11 +584,8 @@ class _Batch:
         if key == "voltage_traces":
             out = voltage_tasks(folders)
         elif key in ("synapse_activation", "cell_activation"):
-            rejected: list[Rejection] = []
-            synapse_tasks, cell_tasks = trial_file_tasks(folders, self.trials, rejected)
             kind = SYNAPSES if key == "synapse_activation" else CELLS
-            out = synapse_tasks if kind == SYNAPSES else cell_tasks
-            self.rejections.extend(r for r in rejected if r.kind == kind)  # once per file
+            out = trial_file_tasks(folders, self.trials, kind, self.rejections)
         else:
             out = dendritic_tasks(folders, self.trials)
         if count:
