@@ -336,14 +336,26 @@ def test_dictionary_codes_number_strings_in_order_of_first_appearance():
 
 
 def _plain(text: str) -> bool:
-    return bool(re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", text)) and \
-        sum(c.isdigit() for c in text) <= 15
+    """The numbers the compiled scan parses itself: plain decimals of up to 18 significant
+    digits below 2**53, at most 22 digits after the point."""
+    m = re.fullmatch(r"-?(0|[1-9][0-9]*)(?:\.([0-9]+))?", text)
+    if not m:
+        return False
+    whole, fraction = m.group(1), m.group(2)
+    zeros = len(fraction) - len(fraction.lstrip("0")) if whole == "0" and fraction else 0
+    if len(whole) + len(fraction or "") - zeros > 18:
+        return False
+    digits = int(whole + (fraction or ""))
+    places = len(fraction) if fraction is not None else 0
+    if places > 22:
+        return False
+    return digits < 2**53 or (places > 0 and digits < 2**53 * 10**places)
 
 
 def test_plain_decimals_parse_to_the_correctly_rounded_double():
-    """The compiled scan parses plain decimals of up to 15 digits itself and must give the
-    same double as Python's float() (correctly rounded), bit for bit; it leaves every other
-    number to the general parser (the times of a cell file here, one value per line)."""
+    """The compiled scan parses plain decimals of up to 18 significant digits itself and must
+    give the same double as Python's float() (correctly rounded), bit for bit; it leaves every
+    other number to the general parser (the times of a cell file here, one value per line)."""
     from simlake.decode._scan import INT, OK, STRING, scan_files
 
     rng = np.random.default_rng(8)
@@ -356,7 +368,9 @@ def test_plain_decimals_parse_to_the_correctly_rounded_double():
         texts.append(repr(float(v)))
     texts += ["0", "-0", "0.0", "-0.0", "00", "01.5", "1.", ".5", "1e5", "+1", "-.5", "-",
               "-0.", "0.-5",
-              "999999999999999", "9999999999999999", "0.000000000000001", "1.0000000000000"]
+              "999999999999999", "9999999999999999", "0.000000000000001", "1.0000000000000",
+              "0.010000000000000002", "0.00012345678901234567", "9007199254740993",
+              "123456789012345678", "1234567890123456789", "0.1234567890123456789"]
     data = (CELLS_HEADER + "".join(f"L1\t{i}\t{t},\n" for i, t in enumerate(texts))).encode()
     found = scan_files(np.frombuffer(data, np.uint8), np.array([0, len(data)]),
                        np.array([STRING, INT]))
@@ -367,6 +381,7 @@ def test_plain_decimals_parse_to_the_correctly_rounded_double():
     plain = np.array([_plain(t) for t in texts])
     assert (~left == plain).all()
     assert 5000 < plain.sum() < len(texts) - 1000  # both kinds tried
+    assert sum(_plain(t) and sum(c.isdigit() for c in t) > 15 for t in texts) > 1000
     expected = np.array([float(t) for t, p in zip(texts, plain, strict=True) if p])
     assert (found.values[plain].view(np.int64) == expected.view(np.int64)).all()  # -0.0 too
     assert [data[s:e].decode() for s, e in zip(found.left_start, found.left_end,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import pickle
 import re
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from simlake import schemas
+from simlake.decode import voltage
 from simlake.decode.voltage import decode_dendritic_csv, decode_voltage_csv, decode_voltage_npz
 from simlake.errors import SimrunFormatError
 
@@ -98,6 +101,97 @@ def test_crlf_and_missing_final_newline_accepted():
     table = decode_voltage_csv(PATH, data, SIM_RUN, None)
     assert table.column("t")[0].as_py() == [1.5, 1.525]
     assert table.column("vm")[0].as_py() == [-60.25, -60.5]
+
+
+def _general(path: str, data: bytes) -> pa.Table:
+    """The trace file read by the general parser alone (pyarrow.csv), as the compiled pass
+    must read it."""
+    names, start = voltage._header(path, data)
+    if start == len(data):
+        raise SimrunFormatError(path, "header only, no data rows")
+    t, vm = voltage._parse_trace_csv(path, data, start, names)
+    return voltage._trace_table(path, schemas.VOLTAGE_TRACES, SIM_RUN, t, vm,
+                                list(range(len(names) - 1)))
+
+
+def _compiled(data: bytes, n_columns: int):
+    from simlake.decode._scan import trace_matrix
+
+    return trace_matrix(np.frombuffer(data, np.uint8), data.find(b"\n") + 1, n_columns)
+
+
+def test_compiled_pass_reads_python_str_of_any_double_exactly():
+    """What simrun writes: str(float) of computed doubles, 16-17 significant digits, values
+    near zero (0.0123...) where the membrane potential crosses it, and decimals right at or
+    next to midpoints between two doubles (where a single rounded division goes wrong)."""
+    rng = np.random.default_rng(21)
+    n_rows = 3000
+    columns = [rng.normal(-60, 15, n_rows), rng.uniform(-0.1, 0.1, n_rows),
+               np.exp(rng.uniform(-6, 30, n_rows)) * rng.choice([-1, 1], n_rows)]
+    texts = [[repr(float(v)) for v in c] for c in columns]
+    texts = [[t if "e" not in t else "1.5" for t in c] for c in texts]  # exponents: see below
+    mids = []  # 18 digits of the exact midpoint above a double (below, above or equal to it)
+    for x in rng.uniform(1, 1e6, n_rows):
+        mid = (Decimal(float(x)) + Decimal(float(np.nextafter(x, np.inf)))) / 2
+        whole, _, fraction = format(mid, "f").partition(".")
+        mids.append(whole + "." + fraction[:18 - len(whole)])
+    ties = ["4503599627370496.5", "4503599627370497.5", "2251799813685248.25",
+            "2251799813685248.75", "9007199254740991.5", "4503599627370495.75"]
+    mids[:len(ties)] = ties
+    texts.append(mids)
+    times = [str(round(0.025 * k, 3)) for k in range(n_rows)]
+    lines = ["\t".join(["t"] + [f"Vm run {k:02d}" for k in range(len(texts))])]
+    lines += ["\t".join([times[r]] + [c[r] for c in texts]) for r in range(n_rows)]
+    data = ("\n".join(lines) + "\n").encode()
+    assert _compiled(data, len(texts) + 1) is not None  # the compiled pass reads it all
+    table = decode_voltage_csv(PATH, data, SIM_RUN, None)
+    for k, row in enumerate(table.to_pylist()):
+        assert np.array_equal(bits(row["vm"]), bits([float(s) for s in texts[k]])), k
+        assert np.array_equal(bits(row["t"]), bits([float(s) for s in times]))
+    assert table.equals(_general(PATH, data))
+    # one number the pass does not read (an exponent) sends the file to the general parser
+    odd = data.replace(b"\t1.5\t", b"\t1.5e-05\t", 1) if b"\t1.5\t" in data else \
+        data[:-1] + b"\n0.0" + b"\t1e-05" * len(texts) + b"\n"
+    assert _compiled(odd, len(texts) + 1) is None
+    assert decode_voltage_csv(PATH, odd, SIM_RUN, None).equals(_general(PATH, odd))
+
+
+_TOKENS = [b"0", b"1", b"9", b".", b"-", b"+", b"e", b"\t", b"\n", b"\r", b"x", b" ", b"00",
+           b"1.", b".5", b"-0", b"12345678901234567890", b"0.000000000000000000001"]
+
+
+def _outcome(decode, data: bytes):
+    try:
+        return decode(data)
+    except SimrunFormatError as exc:
+        return str(exc)
+
+
+def test_compiled_pass_and_general_parser_agree():
+    """Damaged copies of a trace file: the compiled pass reads only what the general parser
+    reads to the same doubles, and leaves the rest to it (same error, same message)."""
+    rng = np.random.default_rng(5)
+    base, _, _ = make_csv(6, 4, seed=9)
+    header_end = base.find(b"\n") + 1
+    accepted = 0
+    for _ in range(1200):
+        pos = int(rng.integers(header_end, len(base)))
+        op = int(rng.integers(0, 3))
+        token = _TOKENS[int(rng.integers(0, len(_TOKENS)))]
+        if op == 0:
+            data = base[:pos] + token + base[pos:]
+        elif op == 1:
+            data = base[:pos] + base[pos + int(rng.integers(1, 4)):]
+        else:
+            data = base[:pos] + token + base[pos + 1:]
+        fast = _outcome(lambda d: decode_voltage_csv(PATH, d, SIM_RUN, None), data)
+        general = _outcome(lambda d: _general(PATH, d), data)
+        if isinstance(general, str):
+            assert fast == general, data
+        else:
+            assert not isinstance(fast, str) and fast.equals(general), data
+            accepted += _compiled(data, 5) is not None
+    assert accepted > 100  # the compiled pass read many of them
 
 
 def test_dendritic_recording():

@@ -10,6 +10,7 @@ decoder that names the defect: the scan only ever answers "here it is" or "not s
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -28,8 +29,12 @@ STRING, INT, FLOAT = 0, 1, 2
 #: Exact powers of ten: every ``10**k`` up to ``k = 22`` is a double without rounding.
 _POW10 = np.array([10.0**k for k in range(23)])
 
-#: Plain decimals with at most this many digits have an integer significand below 2**53.
-MAX_EXACT_DIGITS = 15
+#: Plain decimals with at most this many significant digits are parsed here (their digits form
+#: an integer below 10**18, which an int64 holds); longer ones are left to a general parser.
+MAX_DIGITS = 18
+
+#: ``5**k`` as integers, for the exact comparisons of :func:`_decimal`.
+_POW5_INT = np.array([5**k for k in range(23)], dtype=np.uint64)
 
 
 class ActivationLayout(NamedTuple):
@@ -78,10 +83,9 @@ def scan_files(data: np.ndarray, file_start: np.ndarray, kinds: np.ndarray) -> A
     the header's included, ends with ``\n``.
 
     Integers are parsed when plain (``-?[0-9]{1,18}``: no overflow possible); floats when
-    plain decimals (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``) of at most :data:`MAX_EXACT_DIGITS`
-    digits: the digits form an integer below 2**53 and the power of ten is exact, so one
-    division rounds correctly, to the same double as any correctly rounding parser (Clinger's
-    fast path). Other floats are left (positions given), other integers fail the file."""
+    plain decimals (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``) of at most :data:`MAX_DIGITS` digits,
+    correctly rounded (:func:`_decimal`: the same double as any correctly rounding parser).
+    Other floats are left (positions given), other integers fail the file."""
     return ActivationLayout(*_scan_files(data, file_start, kinds))
 
 
@@ -150,8 +154,9 @@ def _scan_files(data, file_start, kinds):  # pragma: no cover - compiled
                             found = NOT_PLAIN  # the exact decoder's cast decides
                             break
                         ints[k, line] = -w if data[token] == 45 else w
-                    elif plain and fraction != 0 and digits <= MAX_EXACT_DIGITS:
-                        v = np.float64(w) / _POW10[max(fraction, 0)]
+                    elif plain and fraction != 0 and digits <= MAX_DIGITS and _decimal_ok(
+                            w, fraction):
+                        v = _decimal(w, max(fraction, 0))
                         floats[k, line] = -v if data[token] == 45 else v
                     else:
                         floats[k, line] = 0.0
@@ -182,8 +187,9 @@ def _scan_files(data, file_start, kinds):  # pragma: no cover - compiled
                     if i == token:
                         found = NOT_PLAIN  # an empty value
                         break
-                    if plain and fraction != 0 and digits <= MAX_EXACT_DIGITS:
-                        v = np.float64(w) / _POW10[max(fraction, 0)]
+                    if plain and fraction != 0 and digits <= MAX_DIGITS and _decimal_ok(
+                            w, fraction):
+                        v = _decimal(w, max(fraction, 0))
                         values[n_values] = -v if data[token] == 45 else v
                     else:
                         values[n_values] = 0.0
@@ -211,9 +217,10 @@ def _scan_files(data, file_start, kinds):  # pragma: no cover - compiled
 
 @compiled
 def _number(data, i, terminator):  # pragma: no cover - compiled
-    """The number starting at ``data[i]``: its digits as an integer, how many, how many after
-    the point (-1: no point), whether it is plain (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?`` followed
-    by ``terminator``, a tab or a newline), and where it stops."""
+    """The number starting at ``data[i]``: its digits as an integer, how many (not counting
+    the zeros right after ``0.``), how many after the point (-1: no point), whether it is plain
+    (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?`` followed by ``terminator``, a tab or a newline), and
+    where it stops."""
     if data[i] == 45:  # '-'
         i += 1
     first = i
@@ -225,10 +232,16 @@ def _number(data, i, terminator):  # pragma: no cover - compiled
         c = data[i]
     digits = i - first
     fraction = -1
+    zeros = 0
     if c == 46 and digits > 0:  # '.'
         i += 1
         c = data[i]
         point = i
+        if w == 0:  # 0.000ddd: the zeros add nothing to w
+            while c == 48:
+                i += 1
+                c = data[i]
+            zeros = i - point
         while 48 <= c <= 57:
             w = w * 10 + (np.int64(c) - 48)
             i += 1
@@ -237,7 +250,7 @@ def _number(data, i, terminator):  # pragma: no cover - compiled
         digits += fraction
     plain = ((c == terminator or c == 9 or c == 10) and digits > 0
              and not (data[first] == 48 and i - first > 1 and data[first + 1] != 46))
-    return w, digits, fraction, plain, i
+    return w, digits - zeros, fraction, plain, i
 
 
 def dictionary_codes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray
@@ -308,3 +321,134 @@ def _dictionary_codes(data, starts, ends):  # pragma: no cover - compiled
                     slot = (slot + 1) & (size - 1)
                 slots[slot] = c
     return codes, first[:n_codes].copy()
+
+
+def trace_matrix(data: np.ndarray, start: int, n_columns: int) -> np.ndarray | None:
+    """The tab-separated lines of ``data[start:]`` (uint8; every line ``n_columns`` plain
+    decimals of at most :data:`MAX_DIGITS` digits, ended by ``\n``) as a float64 matrix
+    with one row per column of the file (``[column, line]``); ``None`` if any line is not like
+    that, or there are none (then a general parser decides)."""
+    if data.shape[0] <= start or data[data.shape[0] - 1] != 10:
+        return None
+    matrix, ok = _trace_matrix(data, start, n_columns)
+    return matrix if ok and matrix.shape[1] > 0 else None
+
+
+@compiled
+def _trace_matrix(data, start, n_columns):  # pragma: no cover - compiled
+    n_lines = _count(data[start:], 10)
+    columns = np.empty((n_columns, n_lines), np.float64)
+    i = start
+    for line in range(n_lines):
+        for k in range(n_columns):
+            token = i
+            w, digits, fraction, plain, i = _number(data, i, 9)
+            if not plain or fraction == 0 or digits > MAX_DIGITS or not _decimal_ok(w, fraction):
+                return columns, False
+            if (data[i] == 10) != (k == n_columns - 1):  # too few or too many fields
+                return columns, False
+            v = _decimal(w, max(fraction, 0))
+            columns[k, line] = -v if data[token] == 45 else v
+            i += 1
+    return columns, True
+
+
+# --------------------------------------------------------------------------- exact decimals
+#
+# A plain decimal is w / 10**f: w its digits as an integer (below 10**18), f the digits after
+# the point. Below 2**53, w is a double without rounding, and so is 10**f (f <= 22): one IEEE
+# division then rounds the exact quotient correctly (Clinger's fast path). Above (the 16-17
+# significant digits of Python's str(float)), that division is within two units in the last
+# place of the correct double; it is corrected by comparing the exact quotient with the
+# midpoints between neighbouring doubles, in 128-bit integer arithmetic (10**f = 5**f * 2**f):
+#     w / 10**f  vs  mid * 2**e   <=>   w * 2**(-e - f)  vs  mid * 5**f.
+# Ties go to the even significand, as IEEE rounding does.
+
+_HIDDEN = 1 << 52  # the smallest normal significand (53 bits)
+
+
+@compiled
+def _decimal_ok(w, fraction):  # pragma: no cover - compiled
+    """Whether :func:`_decimal` takes ``w`` with ``fraction`` digits after the point
+    (``-1``: no point): plain decimals of up to 18 significant digits below 2**53 with at
+    most 22 digits after the point."""
+    if fraction >= _POW10.shape[0]:
+        return False
+    return w < 9007199254740992 or (fraction > 0 and (
+        fraction >= 3 or w // 9007199254740992 < 10**fraction))  # below 2**53
+
+
+@compiled
+def _decimal(w, f):  # pragma: no cover - compiled
+    """The double nearest to ``w / 10**f`` (``0 <= w < 10**18``; :func:`_decimal_ok`)."""
+    x = np.float64(w) / _POW10[f]
+    if w < 9007199254740992:  # 2**53: exact operands, one rounding
+        return x
+    mantissa, exponent = math.frexp(x)
+    m = np.int64(mantissa * 9007199254740992.0)  # 53-bit significand: x = m * 2**e
+    e = exponent - 53
+    uw = np.uint64(w)
+    for _ in range(8):  # at most two steps are ever needed
+        above = _compare(uw, f, np.uint64(2 * m + 1), e - 1)  # vs the midpoint above
+        if above > 0 or (above == 0 and m & 1):
+            m += 1
+            if m == 2 * _HIDDEN:
+                m, e = _HIDDEN, e + 1
+            continue
+        if m == _HIDDEN:  # the double below is in the binade below: half the spacing
+            below = _compare(uw, f, np.uint64(4 * m - 1), e - 2)
+        else:
+            below = _compare(uw, f, np.uint64(2 * m - 1), e - 1)
+        if below < 0 or (below == 0 and m & 1):
+            m -= 1
+            if m < _HIDDEN:
+                m, e = 2 * _HIDDEN - 1, e - 1
+            continue
+        break
+    return math.ldexp(np.float64(m), e)
+
+
+@compiled
+def _compare(w, f, mid, e):  # pragma: no cover - compiled
+    """The sign of ``w / 10**f - mid * 2**e`` (``w``, ``mid`` unsigned, ``e < 0``). As
+    :func:`_decimal` has them (``w < 2**60``, ``mid < 2**55``, ``f <= 22``, quotient below
+    2**53), every product fits 128 bits."""
+    right_hi, right_lo = _multiply128(mid, _POW5_INT[f])
+    shift = -e - f
+    if shift >= 0:
+        left_hi, left_lo = _shift128(np.uint64(0), w, shift)
+    else:
+        left_hi, left_lo = np.uint64(0), w
+        right_hi, right_lo = _shift128(right_hi, right_lo, -shift)
+    if left_hi != right_hi:
+        return 1 if left_hi > right_hi else -1
+    if left_lo != right_lo:
+        return 1 if left_lo > right_lo else -1
+    return 0
+
+
+@compiled
+def _shift128(hi, lo, s):  # pragma: no cover - compiled
+    """``(hi, lo) * 2**s`` as (high, low) 64-bit halves (``0 <= s < 128``; no overflow)."""
+    if s == 0:
+        return hi, lo
+    if s < 64:
+        return (hi << np.uint64(s)) | (lo >> np.uint64(64 - s)), lo << np.uint64(s)
+    return lo << np.uint64(s - 64), np.uint64(0)
+
+
+@compiled
+def _multiply128(a, b):  # pragma: no cover - compiled
+    """``a * b`` (64-bit unsigned each) as (high, low) 64-bit halves."""
+    low32 = np.uint64(0xFFFFFFFF)
+    thirty_two = np.uint64(32)
+    a_lo, a_hi = a & low32, a >> thirty_two
+    b_lo, b_hi = b & low32, b >> thirty_two
+    lo_lo = a_lo * b_lo
+    lo_hi = a_lo * b_hi
+    hi_lo = a_hi * b_lo
+    middle = (lo_lo >> thirty_two) + (lo_hi & low32) + (hi_lo & low32)
+    low = (lo_lo & low32) | (middle << thirty_two)
+    high = a_hi * b_hi + (lo_hi >> thirty_two) + (hi_lo >> thirty_two) + (middle >> thirty_two)
+    return high, low
+

@@ -2,7 +2,10 @@
 
 Pure functions, bytes in, Arrow out (``schemas.VOLTAGE_TRACES`` / ``schemas.DENDRITIC_RECORDINGS``):
 one row per trial, ``t`` = the time column exactly as parsed from the file, ``vm`` = the trial's
-column. Parsing is ``pyarrow.csv`` with every column typed float64; any defect raises
+column. Trace csv files of plain decimals (what simrun writes) are parsed in one compiled pass
+(``_scan.trace_matrix``, correctly rounded: the same doubles as any exact parser); any other
+file goes through ``pyarrow.csv`` with every column typed float64, which reads every float
+syntax it accepts and names the defects. Any defect raises
 :class:`~simlake.errors.SimrunFormatError` with the path and a one-line reason.
 """
 
@@ -164,9 +167,20 @@ def _decode_trace_csv(path: str, data: bytes, trialnrs: Sequence[int] | None
                       "columns than synapse files)")
     else:
         nrs = list(range(n_trials))
-    body = pa.py_buffer(data)[body_start:]
-    if body.size == 0:
+    if body_start == len(data):
         raise SimrunFormatError(path, "header only, no data rows")
+    from simlake.decode._scan import trace_matrix
+
+    matrix = trace_matrix(np.frombuffer(data, dtype=np.uint8), body_start, len(names))
+    if matrix is not None:  # plain decimals throughout (the normal case): finite, exact
+        return matrix[0], matrix[1:].reshape(-1), nrs
+    return (*_parse_trace_csv(path, data, body_start, names), nrs)
+
+
+def _parse_trace_csv(path: str, data: bytes, body_start: int, names: list[str]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The general parser (pyarrow.csv): any float syntax it reads; every defect named."""
+    body = pa.py_buffer(data)[body_start:]
     columns = [f"c{i}" for i in range(len(names))]
     try:
         table = pacsv.read_csv(
@@ -191,7 +205,7 @@ def _decode_trace_csv(path: str, data: bytes, trialnrs: Sequence[int] | None
             value = float(values[flat - offset])
             raise SimrunFormatError(path, f"non-finite value {value!r} at line {row + 2}, "
                                           f"column {names[col]!r}")
-    return t, vm, nrs
+    return t, vm
 
 
 def _diagnose(data: bytes, body_start: int, names: list[str], exc: BaseException) -> str:
