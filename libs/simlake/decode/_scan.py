@@ -452,3 +452,13 @@ def _multiply128(a, b):  # pragma: no cover - compiled
     high = a_hi * b_hi + (lo_hi >> thirty_two) + (hi_lo >> thirty_two) + (middle >> thirty_two)
     return high, low
 
+
+def load_compiled() -> None:
+    """Load every compiled function of this module now (from numba's disk cache, or compile
+    it), for the argument types the decoders pass: a process that forks workers calls this
+    once, so that no worker loads them on its first file."""
+    text = np.frombuffer(b"#\n1\t2\n", dtype=np.uint8)
+    one = np.zeros(1, dtype=np.int64)
+    _scan_files(text, np.array([0, text.shape[0]], dtype=np.int64), one)
+    _dictionary_codes(text, one, one + 1)
+    _trace_matrix(text, 2, 2)

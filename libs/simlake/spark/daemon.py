@@ -1,0 +1,73 @@
+"""Spark's Python worker daemon, started ready to decode (``spark.python.daemon.module``).
+
+Spark starts one daemon per executor on its first Python task and forks every Python worker
+from it. The stock daemon (``pyspark.daemon``) imports little: each forked worker then imports
+the Arrow serializers, pyarrow, pandas, numba and the decoders, and loads the compiled scans,
+in its first task. This daemon does all of that once, before it forks: workers start with
+everything loaded (shared copy-on-write), and their first task starts decoding at once.
+
+Spark also puts its ``pyspark.zip`` first on the workers' path. A zip holds no bytecode, so
+every process compiles the pyspark modules it imports from source (~0.5 s for the daemon
+alone on the 2-core machine). Where the same pyspark version is installed as a package (pip
+installs it with its bytecode), the zip is moved behind it.
+
+Only imports and numba's loading happen before the fork: no Arrow computation (its thread
+pools must not exist yet in the parent) and no Spark state.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import re
+import sys
+import zipfile
+
+_VERSION = re.compile(r"""__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""")
+
+
+def prefer_installed_pyspark(path: list[str]) -> list[str]:
+    """``path`` with Spark's ``pyspark.zip`` entries moved to the end when the rest of the path
+    has a pyspark package of the same version (else ``path`` unchanged)."""
+    zips = [p for p in path if os.path.basename(p) == "pyspark.zip" and os.path.isfile(p)]
+    if not zips:
+        return path
+    rest = [p for p in path if p not in zips]
+    spec = importlib.machinery.PathFinder.find_spec("pyspark", rest)
+    if spec is None or not spec.submodule_search_locations:
+        return path
+    try:
+        with zipfile.ZipFile(zips[0]) as archive:
+            zipped = archive.read("pyspark/version.py").decode()
+        with open(os.path.join(spec.submodule_search_locations[0], "version.py")) as fh:
+            installed = fh.read()
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return path
+    found = _VERSION.search(zipped), _VERSION.search(installed)
+    if not all(found) or found[0].group(1) != found[1].group(1):
+        return path
+    return rest + zips
+
+
+def preload() -> None:
+    """Import what a decoding worker runs and load the compiled scans."""
+    import pyspark.worker  # noqa: F401  (and what it imports for Arrow UDFs below)
+    from pyspark.sql.pandas import serializers  # noqa: F401
+
+    from simlake.decode import _scan, activation, spikes, voltage  # noqa: F401
+    from simlake.spark import executor_tasks  # noqa: F401
+
+    _scan.load_compiled()
+
+
+def main() -> None:
+    """Prepare, then run Spark's daemon loop (which forks the workers)."""
+    sys.path[:] = prefer_installed_pyspark(sys.path)
+    preload()
+    from pyspark import daemon
+
+    daemon.manager()
+
+
+if __name__ == "__main__":
+    main()
