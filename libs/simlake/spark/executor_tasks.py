@@ -1,7 +1,8 @@
 """Functions that run inside Spark's Python workers: read raw files, decode, write data files,
 report rejections.
 
-Each function returned here is handed to ``mapInArrow``/``mapInPandas``. Raw files are read on
+Each function returned here is handed to ``mapPartitions`` (over the ids of the work items,
+which travel with the function) or ``mapInArrow`` (over stored rows). Raw files are read on
 the executors, straight from the (shared) file system, and the decoded rows are written there
 as Parquet data files of their tables (``simlake.datafiles``); the driver sees only the list of
 files written, which it commits to the Delta log.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from simlake import schemas
-from simlake.datafiles import RECORD_SCHEMA, TableFileWriter, conform, records_batch
+from simlake.datafiles import TableFileWriter, conform, records_batch
 from simlake.errors import SimrunFormatError
 from simlake.ingest_plan import FileTask
 from simlake.spark.worker_setup import prepare_worker
@@ -149,24 +150,18 @@ class WriteGroup:
     spikes: SpikeOutput | None = None
 
 
-#: Rows returned by :func:`write_groups`: one per data file written, plus (voltage traces) one
-#: per group with the trials found (``trials``: JSON ``{sim_run: [trialnr, ...]}``, no path).
-OUTPUT_SCHEMA = RECORD_SCHEMA.append(pa.field("trials", pa.string()))
+def write_groups(groups: list[WriteGroup], errors) -> Callable[[Iterator[int]], Iterator[dict]]:
+    """A ``mapPartitions`` function over group ids (an RDD of ints, one per partition): decodes
+    the files of each group and writes them as data files of its table (and derived spike
+    times). Yields one :meth:`~simlake.datafiles.DataFile.to_record` row per file written
+    (``trials`` None) and, for voltage traces, one row per group with the trials found
+    (``path`` None, ``trials``: JSON ``{sim_run: [trialnr, ...]}``). A file that fails to
+    decode is reported through ``errors`` and skipped."""
 
-
-def write_groups(
-    groups: list[WriteGroup], errors
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` function over a frame of group ids (one per partition): decodes the
-    files of each group and writes them as data files of its table (and derived spike times);
-    yields one row per file written (:data:`OUTPUT_SCHEMA`). A file that fails to decode is
-    reported through ``errors`` and skipped."""
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def run(group_ids: Iterator[int]) -> Iterator[dict]:
         prepare_worker()
-        for batch in batches:
-            for group_id in batch.column(0).to_pylist():
-                yield _write_group(groups[group_id], errors)
+        for group_id in group_ids:
+            yield from _write_group(groups[group_id], errors)
 
     return run
 
@@ -183,7 +178,7 @@ def spike_rows(table: str, traces: pa.Table, threshold: float) -> pa.Table:
     return conform(out, schemas.TABLES[table])
 
 
-def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
+def _write_group(group: WriteGroup, errors) -> list[dict]:
     schema = group.output.schema
     writer = group.output.writer()
     spike_writer = group.spikes.output.writer() if group.spikes else None
@@ -212,14 +207,14 @@ def _write_group(group: WriteGroup, errors) -> pa.RecordBatch:
         raise
     rows = [dict(f.to_record(), trials=None) for f in files]
     if group.output.table == "voltage_traces":
-        rows.append({"table": "voltage_traces", "trials": json.dumps(trials)})
-    return pa.RecordBatch.from_pylist(rows, schema=OUTPUT_SCHEMA)
+        rows.append({"table": "voltage_traces", "path": None, "trials": json.dumps(trials)})
+    return rows
 
 
 def write_frame_batches(output: TableOutput
                         ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function writing each partition's rows (in order) as data files of
-    ``output``; yields one :data:`RECORD_SCHEMA` row per file."""
+    ``output``; yields one :data:`~simlake.datafiles.RECORD_SCHEMA` row per file."""
     schema = output.schema
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -253,16 +248,14 @@ def spike_batches(
     return run
 
 
-def store_param_batches(db_root: str, folders: list[tuple[str, str | None, str | None]], errors):
-    """A ``mapInPandas`` function storing each folder's param files in the database folders.
+def store_params(db_root: str, folders: list[tuple[str, str | None, str | None]], errors
+                 ) -> Callable[[Iterator[int]], Iterator[dict]]:
+    """A ``mapPartitions`` function storing each folder's param files in the database folders.
 
-    ``folders``: ``(sim_run, neuron_path, network_path)``; input rows: their indices (``id``).
-    Output rows: ``sim_run``,
-    ``path_neuron``, ``path_network``, ``hash_neuron``, ``hash_network`` (None where a file was
-    rejected; rejections and missing references are reported).
+    ``folders``: ``(sim_run, neuron_path, network_path)``; input: their indices. Yields per
+    folder ``sim_run``, ``path_neuron``, ``path_network``, ``hash_neuron``, ``hash_network``
+    (None where a file was rejected; rejections and missing references are reported).
     """
-    import pandas as pd
-
     from simlake import paramfiles
 
     def store(path: str | None, sim_run: str, kind: str, hint: str | None = None):
@@ -277,30 +270,22 @@ def store_param_batches(db_root: str, folders: list[tuple[str, str | None, str |
             errors.add([(path, sim_run, f"{kind}_param_reference", missing_reason(missing))])
         return stored
 
-    def run(frames):
+    def run(indices: Iterator[int]) -> Iterator[dict]:
         prepare_worker()
-        for frame in frames:
-            out = []
-            for index in frame["id"]:
-                sim_run, neuron_path, network_path = folders[int(index)]
-                neuron = store(neuron_path, sim_run, "neuron")
-                # the .syn header names its cell by file name only: resolve it to the neuron
-                # param file's morphology so the stored .syn points at the stored .hoc
-                hint = neuron.sources.get("neuron.filename") if neuron else None
-                network = store(network_path, sim_run, "network", hint)
-                out.append(
-                    {
-                        "sim_run": sim_run,
-                        "path_neuron": neuron_path,
-                        "path_network": network_path,
-                        "hash_neuron": neuron.md5 if neuron else None,
-                        "hash_network": network.md5 if network else None,
-                    }
-                )
-            yield pd.DataFrame(
-                out,
-                columns=["sim_run", "path_neuron", "path_network", "hash_neuron", "hash_network"],
-            )
+        for index in indices:
+            sim_run, neuron_path, network_path = folders[index]
+            neuron = store(neuron_path, sim_run, "neuron")
+            # the .syn header names its cell by file name only: resolve it to the neuron
+            # param file's morphology so the stored .syn points at the stored .hoc
+            hint = neuron.sources.get("neuron.filename") if neuron else None
+            network = store(network_path, sim_run, "network", hint)
+            yield {
+                "sim_run": sim_run,
+                "path_neuron": neuron_path,
+                "path_network": network_path,
+                "hash_neuron": neuron.md5 if neuron else None,
+                "hash_network": network.md5 if network else None,
+            }
 
     return run
 
