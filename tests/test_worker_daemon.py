@@ -82,3 +82,27 @@ def test_spark_workers_are_forked_from_the_preloading_daemon(spark):
     assert all(not path.startswith(SPARK_ZIP) and path.startswith(SITE)
                for _, path, _ in states)
     assert all(loaded for _, _, loaded in states)
+
+
+def test_preload_keeps_stdout_clean_and_survives_a_failure():
+    """Spark reads the daemon's port from its stdout: what the preload prints (Python or C
+    level) goes to stderr, and a failing preload is reported there while the daemon goes on."""
+    script = textwrap.dedent("""
+        import os
+        from simlake.spark import daemon
+
+        def noisy():
+            print("python noise")
+            os.write(1, b"c noise\\n")
+            raise ImportError("no such module on this node")
+
+        daemon.preload = noisy
+        daemon.preload_quietly()
+        print("port line")
+        """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout == "port line\n"
+    assert "python noise" in out.stderr and "c noise" in out.stderr
+    assert "preload failed, workers import on their own" in out.stderr
+    assert "no such module on this node" in out.stderr

@@ -2,9 +2,9 @@
 
 Spark starts one daemon per executor on its first Python task and forks every Python worker
 from it. The stock daemon (``pyspark.daemon``) imports little: each forked worker then imports
-the Arrow serializers, pyarrow, pandas, numba and the decoders, and loads the compiled scans,
-in its first task. This daemon does all of that once, before it forks: workers start with
-everything loaded (shared copy-on-write), and their first task starts decoding at once.
+pyarrow, numba and the decoders, and loads the compiled scans, in its first task. This daemon
+does all of that once, before it forks: workers start with everything loaded (shared
+copy-on-write), and their first task starts decoding at once.
 
 Spark also puts its ``pyspark.zip`` first on the workers' path. A zip holds no bytecode, so
 every process compiles the pyspark modules it imports from source (~0.5 s for the daemon
@@ -17,6 +17,7 @@ pools must not exist yet in the parent) and no Spark state.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.machinery
 import os
 import re
@@ -50,20 +51,42 @@ def prefer_installed_pyspark(path: list[str]) -> list[str]:
 
 
 def preload() -> None:
-    """Import what a decoding worker runs and load the compiled scans."""
-    import pyspark.worker  # noqa: F401  (and what it imports for Arrow UDFs below)
-    from pyspark.sql.pandas import serializers  # noqa: F401
+    """Import what a decoding worker runs and load the compiled scans (not pandas: the
+    decoding and param-file jobs do not use it)."""
+    import pyspark.worker  # noqa: F401
+    from pyspark.sql.pandas import serializers  # noqa: F401  (imports neither pandas nor Arrow)
 
+    from simlake import paramfiles  # noqa: F401
     from simlake.decode import _scan, activation, spikes, voltage  # noqa: F401
     from simlake.spark import executor_tasks  # noqa: F401
 
     _scan.load_compiled()
 
 
+def preload_quietly() -> None:
+    """:func:`preload`, with anything it prints sent to stderr (Spark reads the daemon's port
+    from its stdout: one stray line, e.g. numba's cache debugging, would break every Python
+    task of the executor), and a failure reported on stderr instead of stopping the daemon
+    (its workers then import what they need themselves, as under Spark's own daemon)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)  # also what C code writes to file descriptor 1
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            preload()
+    except Exception as exc:
+        print(f"simlake.spark.daemon: preload failed, workers import on their own: {exc!r}",
+              file=sys.stderr, flush=True)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main() -> None:
     """Prepare, then run Spark's daemon loop (which forks the workers)."""
     sys.path[:] = prefer_installed_pyspark(sys.path)
-    preload()
+    preload_quietly()
     from pyspark import daemon
 
     daemon.manager()
