@@ -795,7 +795,8 @@ def _commit_decoded(batch: _Batch, good_runs: list[str], targets: list[str]) -> 
     """Commit the data files of the good folders, one commit per table, several tables at once
     (decoded tables and the spike times derived from them; the completion record comes later,
     alone), each replacing the targets' rows. A failed commit fails the batch once the others
-    have finished."""
+    have finished (each failure logged). With the test hook on, one table after the other, so
+    that its pause points fall between commits."""
     good = set(good_runs)
 
     def commit(key: str) -> None:
@@ -811,15 +812,27 @@ def _commit_decoded(batch: _Batch, good_runs: list[str], targets: list[str]) -> 
         committed = {f.path for f in keep} if targets else set()
         leftover = [f for f in batch.files[key] if f.path not in committed]
         batch.files[key] = leftover  # deleted as uncommitted at the end of the batch
-        batch.done(key)
 
     keys = [k for k in (*DECODED_TABLES, *SPIKE_TABLES) if k in batch.files]
-    with ThreadPoolExecutor(max_workers=COMMIT_THREADS,
-                            thread_name_prefix="simlake-commit") as pool:
-        futures = [pool.submit(commit, key) for key in keys]
-    failures = [f.exception() for f in futures if f.exception() is not None]
+    if batch.opts.pause_file:  # the test hook: pause points between commits, in order
+        for key in keys:
+            commit(key)
+            batch.done(key)
+        return
+    pool = ThreadPoolExecutor(max_workers=COMMIT_THREADS, thread_name_prefix="simlake-commit")
+    futures = [pool.submit(commit, key) for key in keys]
+    try:
+        for key, future in zip(keys, futures, strict=True):
+            future.exception()  # wait
+            batch.done(key)
+    finally:  # also on an interrupt: no data file is deleted under a commit still running
+        pool.shutdown(wait=True, cancel_futures=True)
+    failures = [(key, f.exception()) for key, f in zip(keys, futures, strict=True)
+                if not f.cancelled() and f.exception() is not None]
+    for key, exc in failures[1:]:
+        log.error("%s: commit failed too: %s", key, exc)
     if failures:
-        raise failures[0]
+        raise failures[0][1]
 
 
 def _accumulated(reported: list) -> list[Rejection]:
