@@ -131,10 +131,13 @@ def test_compiled_pass_reads_python_str_of_any_double_exactly():
     texts = [[repr(float(v)) for v in c] for c in columns]
     texts = [[t if "e" not in t else "1.5" for t in c] for c in texts]  # exponents: see below
     mids = []  # 18 digits of the exact midpoint above a double (below, above or equal to it)
-    for x in rng.uniform(1, 1e6, n_rows):
+    for x in rng.uniform(1, 1e6, n_rows // 2):
         mid = (Decimal(float(x)) + Decimal(float(np.nextafter(x, np.inf)))) / 2
         whole, _, fraction = format(mid, "f").partition(".")
-        mids.append(whole + "." + fraction[:18 - len(whole)])
+        below = whole + "." + fraction[:18 - len(whole)]  # truncated: just below the midpoint
+        last = below[-1]  # one more in the last digit: just above it
+        above = below[:-1] + str(int(last) + 1) if last != "9" else below
+        mids += [below, above]
     ties = ["4503599627370496.5", "4503599627370497.5", "2251799813685248.25",
             "2251799813685248.75", "9007199254740991.5", "4503599627370495.75"]
     mids[:len(ties)] = ties
@@ -154,6 +157,23 @@ def test_compiled_pass_reads_python_str_of_any_double_exactly():
         data[:-1] + b"\n0.0" + b"\t1e-05" * len(texts) + b"\n"
     assert _compiled(odd, len(texts) + 1) is None
     assert decode_voltage_csv(PATH, odd, SIM_RUN, None).equals(_general(PATH, odd))
+
+
+def test_lines_longer_than_a_parse_block_read_by_both_parsers():
+    """A file of 42,000 trials has lines over pyarrow.csv's default 1 MiB block: the compiled
+    pass reads it, and so does the general parser when one value needs it (an exponent)."""
+    n = 42_000
+    value = "-0.0000012345678901234567"  # 25 bytes, the most a plain decimal the pass reads
+    header = "\t".join(["t"] + [f"Vm run {k:02d}" for k in range(n)])
+    rows = ["\t".join(["0.0"] + [value] * n), "\t".join(["0.025"] + ["-61.25"] * n)]
+    data = (header + "\n" + "\n".join(rows) + "\n").encode()
+    assert len(rows[0]) > 1 << 20
+    fast = decode_voltage_csv(PATH, data, SIM_RUN, None)
+    general = decode_voltage_csv(PATH, data.replace(b"\t-61.25\n", b"\t-6.125e1\n"),
+                                 SIM_RUN, None)
+    assert _compiled(data, n + 1) is not None
+    assert fast.num_rows == n and general.equals(fast)
+    assert general.column("vm")[n - 1].as_py() == [float(value), -61.25]
 
 
 _TOKENS = [b"0", b"1", b"9", b".", b"-", b"+", b"e", b"\t", b"\n", b"\r", b"x", b" ", b"00",

@@ -410,7 +410,7 @@ def _decimal(w, f):  # pragma: no cover - compiled
 
 @compiled
 def _compare(w, f, mid, e):  # pragma: no cover - compiled
-    """The sign of ``w / 10**f - mid * 2**e`` (``w``, ``mid`` unsigned, ``e < 0``). As
+    """The sign of ``w / 10**f - mid * 2**e`` (``w``, ``mid`` unsigned, ``e <= 0``). As
     :func:`_decimal` has them (``w < 2**60``, ``mid < 2**55``, ``f <= 22``, quotient below
     2**53), every product fits 128 bits."""
     right_hi, right_lo = _multiply128(mid, _POW5_INT[f])

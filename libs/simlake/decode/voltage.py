@@ -185,7 +185,7 @@ def _parse_trace_csv(path: str, data: bytes, body_start: int, names: list[str]
     try:
         table = pacsv.read_csv(
             pa.BufferReader(body),
-            read_options=pacsv.ReadOptions(column_names=columns),
+            read_options=pacsv.ReadOptions(column_names=columns, block_size=_block_size(body)),
             parse_options=_PARSE,
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.float64() for c in columns}, null_values=[],
@@ -208,6 +208,15 @@ def _parse_trace_csv(path: str, data: bytes, body_start: int, names: list[str]
     return t, vm
 
 
+def _block_size(body) -> int:
+    """A pyarrow.csv block size that holds the longest line of ``body`` (its default, 1 MiB,
+    refuses longer lines: a file of ~60,000 trials)."""
+    newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)
+    ends = np.append(newlines, len(body))
+    longest = int(np.diff(ends, prepend=-1).max())
+    return max(1 << 20, longest + 1)
+
+
 def _diagnose(data: bytes, body_start: int, names: list[str], exc: BaseException) -> str:
     """One-line reason for a csv that pyarrow refused (error path only)."""
     problem = text_problem(data)
@@ -227,18 +236,26 @@ def _diagnose(data: bytes, body_start: int, names: list[str], exc: BaseException
             reason += " (file truncated mid-line?)"
         return reason
     m = _CONVERSION_RE.search(str(exc))
-    if m is not None:
-        col = int(m.group(1))
-        values = pacsv.read_csv(
+    if m is not None:  # pyarrow names the column whose conversion failed first (of its
+        # threads): the reason names the first bad value in line order instead, every time
+        columns = [f"c{i}" for i in range(len(names))]
+        text = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(body)),
-            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))]),
+            read_options=pacsv.ReadOptions(column_names=columns, block_size=_block_size(body)),
             parse_options=_PARSE,
-            convert_options=pacsv.ConvertOptions(include_columns=[f"c{col}"],
-                                                 column_types={f"c{col}": pa.string()}),
-        ).column(0).combine_chunks()
-        row = first_not_matching(values, float_pattern(padded=True))
-        if row is not None:
-            return (f"non-numeric value {short(values[row].as_py())} at line {row + 2}, "
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns,
+                                                                            pa.string())),
+        )
+        pattern = float_pattern(padded=True)
+        bad = []
+        for col in range(len(names)):
+            row = first_not_matching(text.column(col).combine_chunks(), pattern)
+            if row is not None:
+                bad.append((row, col))
+        if bad:
+            row, col = min(bad)
+            value = text.column(col)[row].as_py()
+            return (f"non-numeric value {short(value)} at line {row + 2}, "
                     f"column {names[col]!r}")
-        return f"non-numeric value {short(m.group(2))} in column {names[col]!r}"
+        return f"non-numeric value {short(m.group(2))} in column {names[int(m.group(1))]!r}"
     return f"cannot parse: {arrow_message(exc)}"
