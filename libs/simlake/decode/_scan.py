@@ -154,8 +154,7 @@ def _scan_files(data, file_start, kinds):  # pragma: no cover - compiled
                             found = NOT_PLAIN  # the exact decoder's cast decides
                             break
                         ints[k, line] = -w if data[token] == 45 else w
-                    elif plain and fraction != 0 and digits <= MAX_DIGITS and _decimal_ok(
-                            w, fraction):
+                    elif plain and _decimal_ok(w, digits, fraction):
                         v = _decimal(w, max(fraction, 0))
                         floats[k, line] = -v if data[token] == 45 else v
                     else:
@@ -187,8 +186,7 @@ def _scan_files(data, file_start, kinds):  # pragma: no cover - compiled
                     if i == token:
                         found = NOT_PLAIN  # an empty value
                         break
-                    if plain and fraction != 0 and digits <= MAX_DIGITS and _decimal_ok(
-                            w, fraction):
+                    if plain and _decimal_ok(w, digits, fraction):
                         v = _decimal(w, max(fraction, 0))
                         values[n_values] = -v if data[token] == 45 else v
                     else:
@@ -343,7 +341,7 @@ def _trace_matrix(data, start, n_columns):  # pragma: no cover - compiled
         for k in range(n_columns):
             token = i
             w, digits, fraction, plain, i = _number(data, i, 9)
-            if not plain or fraction == 0 or digits > MAX_DIGITS or not _decimal_ok(w, fraction):
+            if not plain or not _decimal_ok(w, digits, fraction):
                 return columns, False
             if (data[i] == 10) != (k == n_columns - 1):  # too few or too many fields
                 return columns, False
@@ -368,11 +366,12 @@ _HIDDEN = 1 << 52  # the smallest normal significand (53 bits)
 
 
 @compiled
-def _decimal_ok(w, fraction):  # pragma: no cover - compiled
-    """Whether :func:`_decimal` takes ``w`` with ``fraction`` digits after the point
-    (``-1``: no point): plain decimals of up to 18 significant digits below 2**53 with at
-    most 22 digits after the point."""
-    if fraction >= _POW10.shape[0]:
+def _decimal_ok(w, digits, fraction):  # pragma: no cover - compiled
+    """Whether the passes parse a plain number themselves (:func:`_decimal`), as
+    :func:`_number` gives it: ``w`` with ``digits`` significant digits, ``fraction`` after the
+    point (``-1``: no point; ``0``, as in ``5.``, is left to the general parser): up to 18
+    significant digits, below 2**53, at most 22 digits after the point."""
+    if fraction == 0 or digits > MAX_DIGITS or fraction >= _POW10.shape[0]:
         return False
     return w < 9007199254740992 or (fraction > 0 and (
         fraction >= 3 or w // 9007199254740992 < 10**fraction))  # below 2**53
