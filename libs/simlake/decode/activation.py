@@ -131,7 +131,7 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout,
     schema = schemas.encoded(layout.schema) if encoded else layout.schema
     fast, accepted, rows = _fast_rows(files, layout)
     if fast is not None and not encoded:
-        fast = _decoded_strings(fast)
+        fast = fast.cast(layout.schema)  # dictionary-encoded strings decoded
     pieces: list[pa.Table] = []
     failures: list[tuple[int, Exception]] = []
     offset = 0
@@ -154,16 +154,6 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout,
         i += 1
     table = pa.concat_tables(pieces) if pieces else schema.empty_table()
     return DecodedFiles(table, failures)
-
-
-def _decoded_strings(table: pa.Table) -> pa.Table:
-    """``table`` with its dictionary-encoded columns as plain arrays of their values."""
-    for i, f in enumerate(table.schema):
-        if pa.types.is_dictionary(f.type):
-            plain = pa.chunked_array([c.dictionary_decode() for c in table.column(i).chunks],
-                                     f.type.value_type)
-            table = table.set_column(i, f.with_type(f.type.value_type), plain)
-    return table
 
 
 def _decode_checked(file: ActivationFile, layout: _Layout) -> pa.Table:
