@@ -108,11 +108,11 @@ def check_all(db: DataBase, expected: dict) -> None:
         pd.testing.assert_frame_equal(frame.compute(), expected[key], check_exact=True)
     pd.testing.assert_frame_equal(db["spike_times"], expected["spike_times"], check_exact=True)
     dr = db["dendritic_recordings"]
-    assert dr.keys() == sorted(expected["dendritic_recordings"])
+    assert dr.keys() == tuple(sorted(expected["dendritic_recordings"]))
     for site, frame in expected["dendritic_recordings"].items():
         pd.testing.assert_frame_equal(dr[site].compute(), frame, check_exact=True)
     ds = db["dendritic_spike_times"]
-    assert ds.keys() == sorted(expected["dendritic_spike_times"])
+    assert ds.keys() == tuple(sorted(expected["dendritic_spike_times"]))
     for key, frame in expected["dendritic_spike_times"].items():
         pd.testing.assert_frame_equal(ds[key], frame, check_exact=True)
 

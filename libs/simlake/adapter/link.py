@@ -353,8 +353,7 @@ def link_value(db: DataBase, key: str, links: dict) -> Any:
         table = metadata_table(db)
         if key == "metadata":
             return metadata_frame(table)
-        idx = table.column("sim_trial_index").to_pandas()
-        return pd.Series(idx.to_numpy(), name="sim_trial_index", dtype=idx.dtype)
+        return pd.Index(table.column("sim_trial_index").to_pandas(), name="sim_trial_index")
     if key == "voltage_traces":
         return voltage_frame(db, key)
     if key in ACTIVATION:
