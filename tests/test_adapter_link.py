@@ -97,7 +97,7 @@ def expected(raw) -> dict:
 def check_all(db: DataBase, expected: dict) -> None:
     assert list(db["sim_trial_index"]) == expected["trials"]
     meta = db["metadata"]
-    assert list(meta.index) == expected["trials"]
+    assert list(meta["sim_trial_index"]) == expected["trials"]
     assert list(meta.columns) == ["sim_trial_index", "path", "trialnr",
                                   "voltage_traces_file_name", "synapses_file_name",
                                   "cells_file_name"]
