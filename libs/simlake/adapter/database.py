@@ -248,8 +248,10 @@ class DataBase(Mapping):
         entry = self._user_entries().get(key)
         if entry is not None:
             path = os.path.join(self.basedir, key)
-            if entry["kind"] in (SUB_DB, FOLDER):
-                return self._sub_db(key) or ManagedFolder(path)
+            if entry["kind"] == SUB_DB:
+                return self._sub_db(key)
+            if entry["kind"] == FOLDER:
+                return ManagedFolder(path)
             return userkeys.read_value(path, entry, self._cache)
         if key in SITE_KEYS:
             return SiteDataBase(self, key)

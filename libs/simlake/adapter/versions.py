@@ -2,9 +2,9 @@
 
 ``DataBase(path, as_of=...)`` pins every table to its Delta version of one moment:
 
-- ``as_of`` = the run id of an ingest with a kept run record (:mod:`simlake.runrecords`): the
+- ``as_of`` = the run id of an ingest: with a kept run record (:mod:`simlake.runrecords`), the
   versions the run recorded once its commits were done (its end time for tables it did not
-  record);
+  record); without one, every table as it was when the run's completion record committed;
 - ``as_of`` = a time (``datetime``, ``pandas.Timestamp`` or ISO string; naive means UTC): for
   each table the last version committed at or before it; a table created later is absent.
 
@@ -17,10 +17,13 @@ read: ``optimize`` keeps Delta's default retention of 7 days unless told otherwi
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import urllib.parse
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from simlake.adapter.deltafiles import is_delta_table
@@ -76,12 +79,38 @@ def table_versions_as_of(root: str, as_of: Any) -> dict[str, int | None]:
         when_ms = _timestamp_ms(record["finished"])
         return {t: (int(recorded[t]) if recorded.get(t) is not None
                     else _version_at(os.path.join(root, t), when_ms)) for t in tables}
+    completed = _completion_ms(root, as_of) if isinstance(as_of, str) else None
+    if completed is not None:
+        return {t: _version_at(os.path.join(root, t), completed) for t in tables}
     try:
         when_ms = _timestamp_ms(as_of)
     except (ValueError, TypeError) as err:
         raise ValueError(f"as_of={as_of!r} is neither the run id of an ingest with a kept "
                          f"record in {root} nor a time") from err
     return {t: _version_at(os.path.join(root, t), when_ms) for t in tables}
+
+
+def _completion_ms(root: str, run_id: str) -> int | None:
+    """Commit time of the completion record (``metadata``) of the run ``run_id``, for runs
+    without a kept record: the first commit that added a metadata file holding its rows."""
+    log_dir = os.path.join(root, "metadata", "_delta_log")
+    if not os.path.isdir(log_dir):
+        return None
+    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".json")):
+        added, when = [], None
+        with open(os.path.join(log_dir, name), encoding="utf-8") as fh:
+            for line in fh:
+                action = json.loads(line)
+                if "add" in action:
+                    added.append(urllib.parse.unquote(action["add"]["path"]))
+                elif "commitInfo" in action:
+                    when = action["commitInfo"].get("timestamp")
+        for rel in added:
+            path = os.path.join(root, "metadata", rel)
+            if os.path.exists(path) and run_id in pq.read_table(
+                    path, columns=["run_id"]).column("run_id").to_pylist():
+                return int(when) if when is not None else int(os.path.getmtime(path) * 1000)
+    return None
 
 
 def _count(value: Any) -> int | None:
