@@ -21,7 +21,6 @@ from deltalake import DeltaTable
 import adapter_corpus as ac
 from simlake.adapter import DataBase, DataBaseException, LayoutWarning, ManagedFolder
 from simlake.adapter import deltafiles as df_
-from simlake.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")

@@ -124,7 +124,7 @@ def _replace(tree, key_path: tuple, value):
 
 def test_param_files_resolve_to_files_inside_the_database(db, ingested, tmp_path):
     root, raw, missing = db.basedir, ingested["raw"], ingested["missing"]
-    meta = db["metadata"]
+    meta = db["metadata"].set_index("sim_trial_index")
     seen_missing = 0
     for f in ingested["report"].folders:  # one trial per folder: every param file pair
         sti = f.sim_trial_indices()[0]

@@ -35,7 +35,7 @@ import pandas as pd
 
 from simlake.adapter import link as link_mode
 from simlake.adapter import userkeys
-from simlake.adapter.deltafiles import FileInfoCache, is_delta_table, open_table
+from simlake.adapter.deltafiles import FileInfoCache, is_delta_table
 from simlake.adapter.dumpers import DUMPERS, FOLDER, SUB_DB, resolve
 from simlake.adapter.folders import ManagedFolder
 from simlake.adapter.tables import TableReader, spike_key

@@ -68,7 +68,6 @@ from simlake.manifest import read_manifest, update_manifest
 
 if TYPE_CHECKING:
     from simlake.adapter.database import DataBase
-    from simlake.adapter.optimize import OptimizeResult
 
 log = logging.getLogger(__name__)
 
@@ -346,9 +345,8 @@ def spikes(db: DataBase, key: str, label: str | None, threshold: float) -> pd.Da
 
 
 def link_value(db: DataBase, key: str, links: dict) -> Any:
-    """``db[key]`` for a link key (called by ``DataBase.__getitem__``)."""
-    from simlake.adapter.database import SiteDataBase
-
+    """``db[key]`` for a link key (called by ``DataBase.__getitem__``; the dendritic keys are
+    sub-databases there, whose values come from :func:`site_value`)."""
     if key in ("metadata", "sim_trial_index"):
         table = metadata_table(db)
         if key == "metadata":
@@ -360,8 +358,6 @@ def link_value(db: DataBase, key: str, links: dict) -> Any:
         return activation_frame(db, key)
     if key == "spike_times":
         return spikes(db, key, None, SOMA_THRESHOLD)
-    if key in ("dendritic_recordings", "dendritic_spike_times"):
-        return SiteDataBase(db, key)
     raise KeyError(f"{key!r} cannot be a link key; linkable keys: {LINKABLE}")
 
 
@@ -412,12 +408,11 @@ def _tables_for(db: DataBase, key: str) -> list[tuple[dict[str, str], list[pa.Ta
     return out
 
 
-def materialize(db: DataBase, key: str, *, target_file_bytes: int) -> OptimizeResult:
+def materialize(db: DataBase, key: str, *, target_file_bytes: int) -> tuple[int, int]:
     """Write the link key ``key`` as a Delta table (deltalake, no JVM) and drop it from
     ``link_keys``. Files hold contiguous, sorted, non-overlapping trial ranges of about
-    ``target_file_bytes``; statistics on ``sim_trial_index`` are exact."""
-    from simlake.adapter.optimize import OptimizeResult
-
+    ``target_file_bytes``; statistics on ``sim_trial_index`` are exact. Returns the number of
+    data files and the table's version."""
     if key not in LINKABLE:
         raise KeyError(f"{key!r} cannot be a link key; linkable keys: {LINKABLE}")
     schema = schemas.TABLES[key]
@@ -458,8 +453,7 @@ def materialize(db: DataBase, key: str, *, target_file_bytes: int) -> OptimizeRe
     links.pop(key, None)
     update_manifest(db.basedir, link_keys=links)
     log.info("materialized link key %s as %s (%d files)", key, root, len(adds))
-    return OptimizeResult(key, files_after=len(adds), added=len(adds), materialized=True,
-                          version=DeltaTable(root).version())
+    return len(adds), DeltaTable(root).version()
 
 
 def _escape(value: str) -> str:

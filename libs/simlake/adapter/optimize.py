@@ -123,8 +123,10 @@ def optimize(db: Any, dumper: Any = None, select: Iterable[str] | None = None,
         if key in links and not df_.is_delta_table(path):
             from simlake.adapter import link as link_mode
 
-            results[key] = link_mode.materialize(database, key,
-                                                 target_file_bytes=target_file_bytes)
+            n_files, version = link_mode.materialize(database, key,
+                                                     target_file_bytes=target_file_bytes)
+            results[key] = OptimizeResult(key, files_after=n_files, added=n_files,
+                                          version=version, materialized=True)
             continue
         if not df_.is_delta_table(path):
             raise KeyError(f"{key!r} is not a Delta table or link key of {root}; "

@@ -23,10 +23,10 @@ from simlake.datafiles import RECORD_SCHEMA, DataFile, stats_columns, write_tabl
 from simlake.layout import table_path
 from simlake.spark.delta_commit import Replace, commit_files, create_table
 from simlake.spark.executor_tasks import TableOutput, write_frame_batches
+from simlake.spark.sql_text import spark_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,6 @@ _RETRYABLE = (
 )
 
 
-def spark_schema(arrow_schema: pa.Schema) -> StructType:
-    """The Spark schema of an Arrow table schema (nullability kept)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(arrow_schema)
-
-
 def is_retryable_conflict(exc: BaseException) -> bool:
     """True for a Delta concurrent-modification conflict that a retry of the write resolves."""
     return conflict_name(exc) is not None
@@ -151,21 +144,6 @@ def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
                              table_properties(key)),
         f"create {key}")
     return path
-
-
-def sql_string_list(values: Sequence[str]) -> str:
-    """A SQL list literal ``('a', 'b')`` with quotes and backslashes escaped."""
-    quoted = []
-    for value in values:
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-        quoted.append(f"'{escaped}'")
-    return "(" + ", ".join(quoted) + ")"
-
-
-def replace_predicate(sim_runs: Sequence[str], extra: str | None = None) -> str:
-    """The ``replaceWhere`` predicate that selects the rows of ``sim_runs`` (and ``extra``)."""
-    predicate = f"sim_run IN {sql_string_list(sorted(set(sim_runs)))}"
-    return f"({predicate}) AND ({extra})" if extra else predicate
 
 
 def exists(db_root: str, key: str) -> bool:
