@@ -115,13 +115,14 @@ class DataBase(Mapping):
         self._versions = None if as_of is None else table_versions_as_of(root, as_of)
         self._cache = FileInfoCache()
         self._reader = TableReader(root, self._cache, self._link_metadata, self._versions)
+        self._links = link_mode.LinkSource(root, self._cache, self._reader.trial_index)
         self.metadata = KeyMetadata(self)
 
     def _link_metadata(self) -> Any:
         """The metadata rows when ``metadata`` is a link key, else None."""
         if "metadata" not in self._link_keys(self._manifest()):
             return None
-        return link_mode.metadata_table(self)
+        return link_mode.metadata_table(self._links)
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class DataBase(Mapping):
         table = "metadata" if key == "sim_trial_index" else key
         if key in links or (key == "sim_trial_index" and "metadata" in links):
             if not self._is_table(table):
-                return link_mode.link_value(self, key, links)
+                return link_mode.link_value(self._links, key, links)
         return _TABLE_VALUES[key](self._reader)
 
     # -- writing user keys -------------------------------------------------------------------
@@ -520,7 +521,7 @@ class SiteDataBase(Mapping):
 
     def _index(self) -> dict[str, Any]:
         if self._linked():
-            return link_mode.site_index(self._db, self._key)
+            return link_mode.site_index(self._db._links, self._key)
         reader = self._db._reader
         if self._key == "dendritic_recordings":
             return {s: s for s in reader.recording_sites(self._key)}
@@ -561,7 +562,7 @@ class SiteDataBase(Mapping):
         if key not in index:
             raise KeyError(f"{key!r} is not in {self!r}; available keys: {sorted(index)}")
         if self._linked():
-            return link_mode.site_value(self._db, self._key, index[key])
+            return link_mode.site_value(self._db._links, self._key, index[key])
         reader = self._db._reader
         if self._key == "dendritic_recordings":
             return reader.voltage_traces(self._key, site=index[key])
