@@ -12,8 +12,9 @@ Never imports pyspark; needs ``deltalake``, ``pyarrow``, ``dask`` and ``pandas``
 Modules: :mod:`~simlake.adapter.database` (the key interface), :mod:`.tables` (Delta tables
 to frames), :mod:`.frames` (the ISF reshapes), :mod:`.deltafiles` (files, ranges, reading),
 :mod:`.versions` (``as_of``, history), :mod:`.userkeys` and :mod:`.userframes` (user keys),
-:mod:`.dumpers` (ISF's dumpers), :mod:`.optimize`, :mod:`.link` (keys served from the raw
-files).
+:mod:`.dumpers` (ISF's dumpers), :mod:`.sitedb` (dendritic sub-databases), :mod:`.listing`
+(``ls``, key metadata), :mod:`.dendritic` (spike times at a new threshold), :mod:`.optimize`,
+:mod:`.link` (keys served from the raw files, through a ``LinkSource``).
 
 What the adapter relies on in the ingest's Delta tables (``spec/database-keys.md``):
 

@@ -38,8 +38,10 @@ from simlake.adapter import userkeys
 from simlake.adapter.deltafiles import FileInfoCache, is_delta_table
 from simlake.adapter.dumpers import DUMPERS, FOLDER, SUB_DB, resolve
 from simlake.adapter.folders import ManagedFolder
-from simlake.adapter.tables import TableReader, spike_key
-from simlake.adapter.versions import commit_time, ingest_history, table_versions_as_of
+from simlake.adapter.listing import KeyMetadata, tree_lines
+from simlake.adapter.sitedb import SiteDataBase
+from simlake.adapter.tables import TableReader
+from simlake.adapter.versions import ingest_history, table_versions_as_of
 from simlake.layout import FOLDER_KEYS, folder_path
 from simlake.manifest import manifest_path, read_manifest, update_manifest
 
@@ -436,139 +438,12 @@ class DataBase(Mapping):
         down to ``max_depth``, at most ``max_lines`` lines (``max_lines_per_key`` inside a
         sub-database); ``all_files`` also lists the files in key folders."""
         lines = [self.basedir]
-        lines += _tree(self, depth, max_depth, max_lines_per_key, all_files,
+        lines += tree_lines(self, depth, max_depth, max_lines_per_key, all_files,
                        color and sys.stdout.isatty(), limit=None)
         if len(lines) > max_lines + 1:
             lines = lines[:max_lines + 1] + [f"... ({len(lines) - max_lines - 1} more)"]
         print("\n".join(lines))
 
 
-def _tree(db: DataBase | SiteDataBase, depth: int, max_depth: int, per_key: int,
-          all_files: bool, color: bool, limit: int | None) -> list[str]:
-    keys = list(db.keys())
-    shown = keys if limit is None else keys[:limit]
-    indent = "    " * depth
-    out = []
-    for k in shown:
-        name = f"\033[96m{k}\033[0m" if color else k
-        out.append(f"{indent}├── {name}  {db.describe(k)}")
-        sub = db._sub_db(k) if isinstance(db, DataBase) else None
-        if sub is not None and depth + 1 < max_depth:
-            out += _tree(sub, depth + 1, max_depth, per_key, all_files, color, per_key)
-        elif all_files and isinstance(db, DataBase) and os.path.isdir(os.path.join(db.basedir, k)):
-            names = sorted(os.listdir(os.path.join(db.basedir, k)))
-            out += [f"{indent}    {n}" for n in names[:per_key]]
-    if len(shown) < len(keys):
-        out.append(f"{indent}... ({len(keys) - len(shown)} more)")
-    return out
-
-
 def _reopen(root: str, readonly: Any, suppress_errors: bool, as_of: Any) -> DataBase:
     return DataBase(root, readonly, True, suppress_errors, as_of=as_of)
-
-
-class KeyMetadata:
-    """``db.metadata[key]``: how and when a key was written (ISF's metadata accessor)."""
-
-    def __init__(self, db: DataBase) -> None:
-        self._db = db
-
-    def __getitem__(self, key: str) -> dict[str, Any]:
-        db = self._db
-        if not db.check_if_key_exists(key):
-            raise db._missing(key)
-        entry = db._user_entries().get(key)
-        if entry is not None:
-            return {k: entry.get(k) for k in ("dumper", "format", "time", "simlake_version",
-                                              "hostname")} | {"kind": entry["kind"]}
-        table = "metadata" if key == "sim_trial_index" else key
-        if db._is_table(table):
-            snap = db._reader.snapshot(table, ())
-            return {"dumper": "simlake_ingest", "format": "delta", "kind": "table",
-                    "version": snap.version,
-                    "time": commit_time(db._reader.path(table), snap.version)}
-        return {"dumper": "simlake_ingest", "format": db.describe(key), "kind": "ingest",
-                "time": None}
-
-    def keys(self) -> tuple:
-        """Every key of the database (each has metadata)."""
-        return self._db.keys()
-
-
-class SiteDataBase(Mapping):
-    """The read-only sub-database of ``dendritic_recordings`` (keys: recording-site labels,
-    values like ``voltage_traces``) or ``dendritic_spike_times`` (keys: ISF's
-    ``label + "_" + str(threshold)``, values like ``spike_times``)."""
-
-    def __init__(self, db: DataBase, key: str) -> None:
-        self._db = db
-        self._key = key
-
-    @property
-    def basedir(self) -> str:
-        """The folder of the table behind this sub-database."""
-        return os.path.join(self._db.basedir, self._key)
-
-    def __reduce__(self) -> tuple:
-        return (_site_db, (self._db, self._key))
-
-    def __repr__(self) -> str:
-        return f"{self._db!r}[{self._key!r}]"
-
-    def _linked(self) -> bool:
-        links = self._db._link_keys(self._db._manifest())
-        return self._key in links and not self._db._is_table(self._key)
-
-    def _index(self) -> dict[str, Any]:
-        if self._linked():
-            return link_mode.site_index(self._db._links, self._key)
-        reader = self._db._reader
-        if self._key == "dendritic_recordings":
-            return {s: s for s in reader.recording_sites(self._key)}
-        return {spike_key(s, t): (s, t) for s, t in reader.spike_keys(self._key)}
-
-    def keys(self, recurse: bool = False) -> tuple:  # type: ignore[override]
-        """Labels (recordings) or ``<label>_<threshold>`` (spike times), sorted."""
-        keys = sorted(self._index())
-        return tuple((k,) for k in keys) if recurse else tuple(keys)
-
-    def describe(self, key: str) -> str:
-        """How a sub-key is stored."""
-        return f"rows of the Delta table {self._key}"
-
-    def check_if_key_exists(self, key: Any) -> bool:
-        """Whether ``key`` is a sub-key here."""
-        if isinstance(key, tuple):
-            return len(key) == 1 and self.check_if_key_exists(key[0])
-        return key in self._index()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-    def __contains__(self, key: object) -> bool:
-        return self.check_if_key_exists(key)
-
-    def get(self, key: Any, lock: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        """``self[key]`` (ISF's ``get``: a missing key raises ``KeyError``)."""
-        return self[key]
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, tuple) and len(key) == 1:
-            key = key[0]
-        index = self._index()
-        if key not in index:
-            raise KeyError(f"{key!r} is not in {self!r}; available keys: {sorted(index)}")
-        if self._linked():
-            return link_mode.site_value(self._db._links, self._key, index[key])
-        reader = self._db._reader
-        if self._key == "dendritic_recordings":
-            return reader.voltage_traces(self._key, site=index[key])
-        site, threshold = index[key]
-        return reader.spike_times(self._key, site=site, threshold=threshold)
-
-
-def _site_db(db: DataBase, key: str) -> SiteDataBase:
-    return SiteDataBase(db, key)
