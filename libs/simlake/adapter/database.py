@@ -140,8 +140,9 @@ class DataBase(Mapping):
     def __hash__(self) -> int:
         return hash(self.basedir)
 
-    def get_id(self) -> str:
-        """The unique id of this database (made and kept on first use if it has none)."""
+    def get_id(self) -> str | None:
+        """The unique id of this database (made and kept on first use if it has none; None
+        for a read-only database that has none)."""
         uid = self._manifest().get("unique_id")
         if uid is None and self.readonly is False:
             uid = uuid.uuid4().hex

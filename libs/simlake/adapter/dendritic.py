@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
-from deltalake.transaction import create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
@@ -71,7 +71,8 @@ def _commit(root: str, per_site: dict[str, list[pa.Table]]) -> int:
     schema = schemas.TABLES[TARGET]
     data_schema = pa.schema([f for f in schema if f.name != "recording_site"])
     exists = df_.is_delta_table(root)
-    adds, rows = [], 0
+    adds: list[AddAction | RemoveAction] = []
+    rows = 0
     for seq, (site, tables) in enumerate(sorted(per_site.items())):
         table = pa.concat_tables(tables).sort_by(df_.KEY)
         if not table.num_rows:
@@ -87,7 +88,8 @@ def _commit(root: str, per_site: dict[str, list[pa.Table]]) -> int:
             partition_by=["recording_site"])
     else:
         create_table_with_add_actions(
-            root, DeltaSchema.from_arrow(schema), adds, mode="error",
+            root, DeltaSchema.from_arrow(schema), [a for a in adds if isinstance(a, AddAction)],
+            mode="error",
             partition_by=["recording_site"],
             configuration={"delta.dataSkippingStatsColumns": df_.KEY})
     log.info("%s: %d spike-time rows at a new threshold (%s)", root, rows,

@@ -220,7 +220,11 @@ def store(root: str, key: str, value: Any, fmt: str | None = None,
 
 def create_folder(root: str, key: str, dumper: Dumper | None = None) -> str:
     """Create the managed folder ``key``; returns its path."""
-    _place(root, key, lambda tmp: (os.makedirs(tmp), {"kind": "folder"})[1], dumper, FOLDER)
+    def fill(tmp: str) -> dict:
+        os.makedirs(tmp)
+        return {"kind": "folder"}
+
+    _place(root, key, fill, dumper, FOLDER)
     return os.path.join(root, key)
 
 
