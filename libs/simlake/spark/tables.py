@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -23,7 +23,9 @@ from simlake.datafiles import RECORD_SCHEMA, DataFile, stats_columns, write_tabl
 from simlake.layout import table_path
 from simlake.spark.delta_commit import Replace, commit_files, create_table
 from simlake.spark.executor_tasks import TableOutput, write_frame_batches
+from simlake.spark.sql_text import replace_predicate as replace_predicate  # re-exported
 from simlake.spark.sql_text import spark_schema
+from simlake.spark.sql_text import sql_string_list as sql_string_list  # re-exported
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -74,20 +76,11 @@ def table_properties(key: str) -> dict[str, str]:
         "simlake.statsStringPrefixLength": "1024",
     }
 
-# Delta's optimistic-concurrency conflicts that a rerun of the same idempotent write resolves.
-_RETRYABLE = (
-    "ConcurrentAppendException",
-    "ConcurrentDeleteReadException",
-    "ConcurrentDeleteDeleteException",
-    "ConcurrentTransactionException",
-    "MetadataChangedException",
-    "ProtocolChangedException",
-    "ConcurrentWriteException",
-    "DELTA_CONCURRENT",
-    "DELTA_METADATA_CHANGED",
-    "DELTA_PROTOCOL_CHANGED",
-    "DELTA_TABLE_ALREADY_EXISTS",
-)
+#: Delta's base class of optimistic-concurrency conflicts (ConcurrentAppendException,
+#: MetadataChangedException, ...): a rerun of the same idempotent write resolves them.
+_CONFLICT_BASE_CLASS = "io.delta.exceptions.DeltaConcurrentModificationException"
+#: Error conditions that a retry resolves too: two writers creating one table at once.
+_RETRYABLE_CONDITIONS = frozenset({"DELTA_TABLE_ALREADY_EXISTS"})
 
 
 def is_retryable_conflict(exc: BaseException) -> bool:
@@ -95,17 +88,42 @@ def is_retryable_conflict(exc: BaseException) -> bool:
     return conflict_name(exc) is not None
 
 
-def conflict_name(exc: BaseException) -> str | None:
-    """The Delta conflict (exception class or error class) named in ``exc``, or None."""
-    text = f"{type(exc).__name__}: {exc}"
-    found = [(text.find(marker), marker) for marker in _RETRYABLE if marker in text]
-    if not found:
+def _java_throwables(exc: BaseException) -> list[Any]:
+    """The Java exceptions behind ``exc`` (py4j's ``java_exception``, pyspark's captured
+    ``_origin``), each with its causes."""
+    out: list[Any] = []
+    for err in (exc, exc.__cause__, exc.__context__):
+        java = getattr(err, "java_exception", None) or getattr(err, "_origin", None)
+        while java is not None and len(out) < 16:
+            out.append(java)
+            java = java.getCause()
+    return out
+
+
+def _condition(java: Any) -> str | None:
+    from py4j.protocol import Py4JError
+
+    try:
+        return java.getErrorClass()  # SparkThrowable's error condition
+    except Py4JError:  # not a SparkThrowable
         return None
-    start = min(found)[0]
-    end = start
-    while end < len(text) and (text[end].isalnum() or text[end] in "_."):
-        end += 1
-    return text[start:end]
+
+
+def conflict_name(exc: BaseException) -> str | None:
+    """The Delta conflict behind ``exc`` (its exception class, or a retryable error
+    condition), or None. Decided by the Java exception's class hierarchy, not its text."""
+    for java in _java_throwables(exc):
+        cls = java.getClass()
+        ancestors = []
+        while cls is not None:
+            ancestors.append(cls.getName())
+            cls = cls.getSuperclass()
+        if _CONFLICT_BASE_CLASS in ancestors:
+            return java.getClass().getSimpleName()
+        condition = _condition(java)
+        if condition in _RETRYABLE_CONDITIONS:
+            return condition
+    return None
 
 
 def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
@@ -117,7 +135,7 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except Exception as exc:  # py4j/Spark wrap Delta's exceptions; we match on the class name
+        except Exception as exc:  # py4j/Spark wrap Delta's exceptions: matched by Java class
             name = conflict_name(exc)
             if name is None:
                 raise
