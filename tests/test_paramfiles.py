@@ -191,8 +191,8 @@ def test_store_neuron_param_file(sources):
     copy = parse_param_file(path)
     hoc_ref = copy["neuron"]["filename"]
     site_ref = copy["sim"]["recordingSites"][0]
-    assert hoc_ref == f"morphology/{_md5(sources['hoc'])}_cell.hoc"
-    assert site_ref == f"recsites_folder/{_md5(sources['site'])}_sites.landmarkAscii"
+    assert hoc_ref == f"reldb://morphology/{_md5(sources['hoc'])}_cell.hoc"
+    assert site_ref == f"reldb://recsites_folder/{_md5(sources['site'])}_sites.landmarkAscii"
     original["neuron"]["filename"] = hoc_ref
     original["sim"]["recordingSites"][0] = site_ref
     assert copy == original  # everything else identical (tuples stay tuples)
@@ -223,7 +223,7 @@ def test_store_network_param_file_rewrites_syn_and_con_headers(sources):
     assert len(os.listdir(os.path.join(db, "morphology"))) == 1  # the .hoc the .syn names
     syn_copy = open(resolve_reference(db, l2["distributionFile"])).read().splitlines()
     con_copy = open(resolve_reference(db, l2["connectionFile"])).read().splitlines()
-    hoc_ref = f"morphology/{_md5(sources['hoc'])}_cell.hoc"
+    hoc_ref = f"reldb://morphology/{_md5(sources['hoc'])}_cell.hoc"
     assert syn_copy[1] == f"# corresponding to cell: {hoc_ref}"
     assert con_copy[1] == f"# {l2['distributionFile']}"
     # the header references resolve to the copies; the data lines are unchanged
@@ -232,7 +232,7 @@ def test_store_network_param_file_rewrites_syn_and_con_headers(sources):
     assert con_copy[2:] == open(sources["con"]).read().splitlines()[2:]
     # names are content addressed: <md5 of the stored bytes>_<basename>
     for ref in (l2["distributionFile"], l2["connectionFile"]):
-        name = ref.split("/")[1]
+        name = ref.split("/")[-1]
         assert name.split("_", 1)[0] == _md5(resolve_reference(db, ref))
     assert {(m.key, m.path) for m in stored.missing} == {
         ("network.L6.synapses.distributionFile", "/gone/l6.syn"),
