@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any, NamedTuple
@@ -116,7 +117,9 @@ def _json_string(token: str) -> str:
         if token[0] == '"':
             return token
         return json.dumps(token[1:-1], ensure_ascii=False)
-    return json.dumps(ast.literal_eval(token), ensure_ascii=False)
+    with warnings.catch_warnings():  # an unknown escape ("\\d") stays as written, quietly
+        warnings.simplefilter("ignore")
+        return json.dumps(ast.literal_eval(token), ensure_ascii=False)
 
 
 def _fast_scan(text: str, locate: bool) -> Scanned | None:
@@ -271,7 +274,9 @@ def _ast_parse(text: str, path: str) -> _Parsed:
     # own tokenizer drops the '#' comments, never inside a string literal.
     source = "(" + text[lead:] + "\n)"
     try:
-        tree = ast.parse(source, filename=path, mode="eval")
+        with warnings.catch_warnings():  # an unknown escape ("\\d") stays as written, quietly
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, filename=path, mode="eval")
     except SyntaxError as exc:
         raise SimrunFormatError(path, f"not a Python literal: {exc.msg} (line {exc.lineno})") \
             from None
