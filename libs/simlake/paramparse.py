@@ -37,6 +37,7 @@ REFERENCE_KEYS = ("filename", "distributionFile", "connectionFile")
 REFERENCE_LIST_KEY = "recordingSites"
 
 # string literals (no prefix, one line) and comments; unrolled loops keep the regex engine fast
+_SPLIT_DOUBLE = re.compile(r'("[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*")')  # no ' and no # in the text
 _SPLIT = re.compile(r'("[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*"'
                     r"|'[^'\\\n\r]*(?:\\.[^'\\\n\r]*)*'"
                     r"|#[^\n\r]*)")
@@ -45,10 +46,12 @@ _FAST_TEXT_BAD = ("\x00", "\x01", "\x02", "\x03", "\r", "\f", "\v")
 #: Outside string literals, the fast parser leaves to ``ast``: quotes (a prefix, a triple quote,
 #: a string over lines), backslashes, and the names JSON would take as its own.
 _CODE_BAD = ('"', "'", "\\", "true", "false", "null", "NaN", "Infinity")
-#: An empty element (a syntax error, which dropping trailing commas could hide) ...
-_EMPTY_ELEMENT = re.compile(r"[\[{(,:]\s*,")
-#: ... and a parenthesised grouping (a value, not a tuple): both go to ``ast``.
+#: A parenthesised grouping (a value, not a tuple) goes to ``ast``.
 _GROUPING = re.compile(r"\((?=\s*[\[{(]|\s*[^\s,()\[\]{}]+\s*\))")
+#: A trailing comma right after a value is dropped for JSON; any other comma before a closing
+#: bracket (after a space, or an empty element such as ``[,]``, a syntax error that dropping it
+#: would hide) goes to ``ast``.
+_VALUE_TRAILING_COMMA = re.compile(r",(?<=[^\s\[{(,:],)(?=\s*[}\]])")
 _TRAILING_COMMA = re.compile(r",(?=\s*[}\]])")
 _TUPLE = "\x02"  # JSON object key marking a tuple
 _TAG = "\x03"  # prefix of a located reference literal in the JSON text
@@ -127,12 +130,13 @@ def _fast_scan(text: str, locate: bool) -> Scanned | None:
     does not take the text."""
     if any(c in text for c in _FAST_TEXT_BAD):
         return None
-    parts = _SPLIT.split(text)  # even: code, odd: string literals and comments
+    plain = "#" not in text and "'" not in text and "\\" not in text
+    # even: code, odd: string literals (and comments)
+    parts = (_SPLIT_DOUBLE if plain else _SPLIT).split(text)
     tokens = parts[1::2]
     codes = parts[0::2]
     if text.startswith("\ufeff"):
         codes[0] = codes[0][1:]
-    plain = "#" not in text and "'" not in text and "\\" not in text
     if plain:  # the common case: double-quoted literals only, no comments
         strings = tokens
         code = "\x01".join(codes)
@@ -148,11 +152,13 @@ def _fast_scan(text: str, locate: bool) -> Scanned | None:
             strings = [_json_string(parts[p]) for p in string_parts]
         except (ValueError, SyntaxError):
             return None
-    if any(c in code for c in _CODE_BAD) or _EMPTY_ELEMENT.search(code) or _GROUPING.search(code):
+    if any(c in code for c in _CODE_BAD) or _GROUPING.search(code):
         return None
     code = code.replace("True", "true").replace("False", "false").replace("None", "null")
     code = code.replace("(", '{"\\u0002":[').replace(")", "]}")
-    code = _TRAILING_COMMA.sub("", code)
+    code = _VALUE_TRAILING_COMMA.sub("", code)
+    if _TRAILING_COMMA.search(code):
+        return None
     between = code.split("\x01")  # between[i]: the code before string i
     located: dict[int, int] = {}
     if locate:
