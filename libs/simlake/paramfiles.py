@@ -31,9 +31,8 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from simlake.errors import SimrunFormatError
 from simlake.fsutil import create_once, put_content_addressed
@@ -49,14 +48,21 @@ from simlake.paramparse import (
     scan_param_text,
 )
 from simlake.paramrecords import MissingReference, Outcome, read_outcome, write_outcome
+from simlake.paramrefs import (  # noqa: F401 - Reference, resolve_reference: this interface
+    Kind,
+    Reference,
+    is_stored_reference,
+    key_string,
+    referenced_files,
+    reldb_reference,
+    resolve_reference,
+    resolve_written,
+)
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["neuron", "network"]
 Scanner = Callable[..., Scanned]  # scan_param_text(text, path, locate=...)
 
-#: ISF's scheme for a path relative to the database root (``data_base.dbopen``).
-RELDB = "reldb://"
 
 #: Managed folder of the stored param files of each kind ("cell" = neuron).
 PARAM_FOLDER: dict[str, str] = {
@@ -85,114 +91,6 @@ def md5_file(path: str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------
-# references
-
-
-def key_string(key_path: Iterable[Any]) -> str:
-    """``("network", "L2", "synapses", "distributionFile")`` -> ``network.L2.synapses...``;
-    list indices as ``[i]``."""
-    out = ""
-    for part in key_path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A file referenced by a param file.
-
-    ``key_path``: where in the dict (list indices as int); ``path``: the value as written;
-    ``abspath``: ``path`` resolved (relative paths against the ``base_dir`` given);
-    ``category``: the managed folder key it belongs in (``morphology``, ``recsites_folder``,
-    ``syn_folder``, ``con_folder``).
-    """
-
-    key_path: KeyPath
-    path: str
-    abspath: str
-    category: str
-
-    @property
-    def key(self) -> str:
-        """The key path as one dotted string."""
-        return key_string(self.key_path)
-
-
-def resolve_written(path: str, base_dir: str | None) -> str:
-    """Absolute path of a reference as written in a source param file (relative: against
-    ``base_dir``, default the current directory)."""
-    if os.path.isabs(path):
-        return os.path.normpath(path)
-    return os.path.normpath(os.path.join(base_dir if base_dir is not None else os.getcwd(), path))
-
-
-def referenced_files(params: Mapping, kind: Kind, base_dir: str | None = None) -> list[Reference]:
-    """The file references of a parsed param dict of ``kind`` ``"neuron"`` or ``"network"``.
-
-    neuron: ``neuron.filename`` (morphology) and each entry of ``sim.recordingSites``
-    (recsites_folder); network: ``network.<celltype>.synapses.distributionFile`` (syn_folder) and
-    ``...connectionFile`` (con_folder). Relative paths are resolved against ``base_dir`` (default:
-    the current directory). Absent keys and non-string values are skipped.
-    """
-    if kind not in PARAM_FOLDER:
-        raise ValueError(f"kind must be 'neuron' or 'network', not {kind!r}")
-    refs: list[Reference] = []
-
-    def add(key_path: KeyPath, value: Any, category: str) -> None:
-        if isinstance(value, str) and value.strip():
-            refs.append(Reference(key_path, value, resolve_written(value, base_dir), category))
-
-    if kind == "neuron":
-        neuron = params.get("neuron")
-        if isinstance(neuron, Mapping):
-            add(("neuron", "filename"), neuron.get("filename"), "morphology")
-        sim = params.get("sim")
-        if isinstance(sim, Mapping):
-            sites = sim.get("recordingSites")
-            if isinstance(sites, str):
-                add(("sim", "recordingSites"), sites, "recsites_folder")
-            elif isinstance(sites, (list, tuple)):
-                for i, site in enumerate(sites):
-                    add(("sim", "recordingSites", i), site, "recsites_folder")
-    else:
-        network = params.get("network")
-        if isinstance(network, Mapping):
-            for celltype, cfg in network.items():
-                syn = cfg.get("synapses") if isinstance(cfg, Mapping) else None
-                if not isinstance(syn, Mapping):
-                    continue
-                base = ("network", celltype, "synapses")
-                add(base + ("distributionFile",), syn.get("distributionFile"), "syn_folder")
-                add(base + ("connectionFile",), syn.get("connectionFile"), "con_folder")
-    return refs
-
-
-def reldb_reference(db_relative: str) -> str:
-    """ISF's reference to a file at the ``/``-separated path ``db_relative`` in the database."""
-    return RELDB + db_relative
-
-
-def is_stored_reference(ref: str) -> bool:
-    """Whether ``ref`` (a reference in a stored param file) points into the database:
-    ``reldb://...``, or a plain relative path (older simlake); absolute: missing at ingest."""
-    return ref.startswith(RELDB) or not os.path.isabs(ref)
-
-
-def resolve_reference(db_root: str, ref: str) -> str:
-    """Absolute path of a reference as stored in the database: ``reldb://<folder>/<file>``
-    (resolved against ``db_root``, as ISF's ``dbopen`` does), a plain db-relative path (written
-    by older simlake versions), or absolute (the file was missing at ingest)."""
-    if ref.startswith(RELDB):
-        ref = ref[len(RELDB):]
-    elif os.path.isabs(ref):
-        return ref
-    return os.path.join(os.path.abspath(db_root), *[p for p in ref.split("/") if p])
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,13 +28,7 @@ from itertools import accumulate
 from typing import Any, NamedTuple
 
 from simlake.errors import SimrunFormatError
-
-KeyPath = tuple[Any, ...]
-
-#: Dict keys whose string value may be a file reference (see ``paramfiles.referenced_files``).
-REFERENCE_KEYS = ("filename", "distributionFile", "connectionFile")
-#: Dict key whose list/tuple entries may be file references.
-REFERENCE_LIST_KEY = "recordingSites"
+from simlake.paramrefs import REFERENCE_KEYS, REFERENCE_LIST_KEY, KeyPath
 
 # string literals (no prefix, one line) and comments; unrolled loops keep the regex engine fast
 _SPLIT_DOUBLE = re.compile(r'("[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*")')  # no ' and no # in the text
