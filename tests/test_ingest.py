@@ -200,6 +200,10 @@ def test_parameterfiles_hashes_and_stored_copies(ingested):
                 assert os.path.isfile(resolved), reference
     errors = _table(db, "ingest_errors").to_pandas()
     assert any(ingested["missing"] in r for r in errors["reason"]), errors
+    # the executors recorded each distinct file's outcome once, under its md5
+    for kind, column in (("neuron", "hash_neuron"), ("network", "hash_network")):
+        records = os.listdir(os.path.join(db, "_simlake_paramfiles", kind))
+        assert sorted(records) == sorted(f"{h}.json" for h in set(params[column]))
 
 
 def test_manifest(ingested):

@@ -491,7 +491,8 @@ def test_network_files_of_a_new_neuron_file_get_its_morphology_hint(sources, tmp
     netdir.mkdir()
     (netdir / "cell.syn").write_text("# Synapse distribution file\n"
                                      "# corresponding to cell: cell.hoc\n# x\n\nL2\t0\t0.5\n")
-    text = '{"network": {"L2": {"synapses": {"distributionFile": "%s"}}}}' % (netdir / "cell.syn")
+    syn = netdir / "cell.syn"
+    text = f'{{"network": {{"L2": {{"synapses": {{"distributionFile": "{syn}"}}}}}}}}'
     folders = _folders(tmp_path, sources, [text, text.replace("L2", "L3")], "h")
     db = str(tmp_path / "db")
     results = store_folders(folders, db, local_runner)
@@ -504,3 +505,13 @@ def test_network_files_of_a_new_neuron_file_get_its_morphology_hint(sources, tmp
         syn = open(_isf_resolve(db, cfg["synapses"]["distributionFile"])).read().splitlines()
         assert syn[1] == f"# corresponding to cell: reldb://morphology/{_md5(sources['hoc'])}" \
                          "_cell.hoc"
+
+
+def test_a_missing_file_named_by_many_cell_types_is_one_line_per_folder(sources, tmp_path):
+    cells = ", ".join(f'"L{i}": {{"synapses": {{"distributionFile": "/gone/all.syn"}}}}'
+                      for i in range(50))
+    folders = _folders(tmp_path, sources, ["{'network': {" + cells + "}}"] * 2, "m")
+    for result in store_folders(folders, str(tmp_path / "db"), local_runner):
+        lines = [r for _, kind, r in result.rejections if kind == "network_param_reference"]
+        assert lines == ["reference network.L0.synapses.distributionFile (and 49 more) -> "
+                         "/gone/all.syn not stored: no such file"]

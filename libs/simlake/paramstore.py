@@ -23,7 +23,7 @@ from typing import Any
 
 from simlake.paramfiles import Scanner, resolve_written, store_outcome
 from simlake.paramparse import scan_param_text
-from simlake.paramrecords import Outcome, read_outcome
+from simlake.paramrecords import MissingReference, Outcome, read_outcome
 
 Runner = Callable[[Callable[[Any], Any], list], list]
 KINDS = ("neuron", "network")
@@ -96,9 +96,17 @@ class StoreFile:
         return kind, digest, outcome.to_json(), None, parsed
 
 
-def missing_reason(missing) -> str:
-    """One-line text of a ``MissingReference`` (key path, path as written, reason)."""
-    return f"reference {missing.key} -> {missing.path} not stored: {missing.reason}"
+def missing_reasons(missing: Sequence[MissingReference]) -> list[str]:
+    """One line per distinct missing file (path as written, reason): the key paths that name
+    it (a real network file names the same ``.syn`` for each of its ~280 cell types)."""
+    keys: dict[tuple[str, str], list[str]] = {}
+    for m in missing:
+        keys.setdefault((m.path, m.reason), []).append(m.key)
+    lines = []
+    for (path, reason), names in keys.items():
+        which = names[0] if len(names) == 1 else f"{names[0]} (and {len(names) - 1} more)"
+        lines.append(f"reference {which} -> {path} not stored: {reason}")
+    return lines
 
 
 def _hint(outcome: Outcome | None, neuron_path: str | None) -> str | None:
@@ -174,7 +182,7 @@ def _folder_result(f: FolderFiles, hashed: dict, outcomes: dict, errors: dict) -
             rejections.append((path, f"{kind}_param", outcome.rejected))
         else:
             hashes[kind] = digest
-            rejections.extend((path, f"{kind}_param_reference", missing_reason(m))
-                              for m in outcome.missing)
+            rejections.extend((path, f"{kind}_param_reference", line)
+                              for line in missing_reasons(outcome.missing))
     return FolderParams(f.sim_run, f.neuron, f.network, hashes["neuron"], hashes["network"],
                         tuple(rejections))
