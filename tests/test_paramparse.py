@@ -155,3 +155,35 @@ def test_code_is_never_run(tmp_path):
         with pytest.raises(SimrunFormatError, match="not a plain literal|not a Python literal"):
             parse_param_text(text, "p")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("text, key_path", [
+    ('{"neuron": {"filename": "a"}, "neuron": {"filename": "b"}}', ("neuron", "filename")),
+    ('{"sim": {"recordingSites": ["/a", ["/b"], "/c"]}}', ("sim", "recordingSites", 2)),
+    ('{"sim": {"recordingSites": ("/a", "/c",)}}', ("sim", "recordingSites", 1)),
+    ("{'neuron': {'filename': 'a', # c\n 'x': (1),}}", ("neuron", "filename")),
+    ('\ufeff{"neuron": {"filename": "ü/a"}}', ("neuron", "filename")),
+    ('{"n": {"filename": "a"}, "neuron": {"filename": "a"}}', ("neuron", "filename")),
+])
+def test_rewrite_replaces_exactly_the_literal_at_the_key_path(text, key_path):
+    rewritten = rewrite_param_text(text, {key_path: "reldb://morphology/x.hoc"}, "p")
+    expected = ast.literal_eval(text.lstrip("\ufeff"))
+    node = expected
+    for part in key_path[:-1]:
+        node = node[part]
+    if isinstance(node, tuple):  # rebuild the tuple with the new entry
+        parent = expected
+        for part in key_path[:-2]:
+            parent = parent[part]
+        items = list(node)
+        items[key_path[-1]] = "reldb://morphology/x.hoc"
+        parent[key_path[-2]] = tuple(items)
+    else:
+        node[key_path[-1]] = "reldb://morphology/x.hoc"
+    assert repr(ast.literal_eval(rewritten.lstrip("\ufeff"))) == repr(expected)
+    # one literal changed: the texts differ in one place only
+    head = next(i for i, (a, b) in enumerate(zip(text, rewritten, strict=False)) if a != b)
+    tail = next(i for i, (a, b) in enumerate(zip(text[::-1], rewritten[::-1], strict=False))
+                if a != b)
+    assert "reldb://morphology/x.hoc" in rewritten[head - 1: len(rewritten) - tail + 1]
+    assert len(rewritten) - tail - head <= len('"reldb://morphology/x.hoc"')

@@ -72,8 +72,8 @@ class Locations:
     ``(id(container), key or index) -> literal number`` of each located literal."""
 
     def __init__(self, value: Any, parts: list[str], string_parts: list[int] | None,
-                 where: dict[tuple[int, Any], int]) -> None:
-        self._value, self._parts, self._where = value, parts, where
+                 where: dict[tuple[int, Any], int], keep: list[Any]) -> None:
+        self._value, self._parts, self._where, self._keep = value, parts, where, keep
         self._string_parts = string_parts
         self._ends: list[int] | None = None
 
@@ -166,14 +166,14 @@ def _fast_scan(text: str, locate: bool) -> Scanned | None:
     json_text = "".join(pieces)
     try:
         if not located:
-            value, where = _DECODER.decode(json_text), {}
+            value, where, keep = _DECODER.decode(json_text), {}, []
         else:
-            value, where = _decode_tagged(json_text, parts, string_parts)
+            value, where, keep = _decode_tagged(json_text, parts, string_parts)
     except (ValueError, RecursionError):
         return None
     if not isinstance(value, dict):
         return None
-    return Scanned(value, Locations(value, parts, string_parts, where) if locate else None)
+    return Scanned(value, Locations(value, parts, string_parts, where, keep) if locate else None)
 
 
 def _token(parts: list[str], string_parts: list[int] | None, i: int) -> str:
@@ -205,11 +205,13 @@ def _reference_literals(parts: list[str], string_parts: list[int] | None,
 
 
 def _decode_tagged(json_text: str, parts: list[str], string_parts: list[int] | None
-                   ) -> tuple[Any, dict[tuple[int, Any], int]]:
+                   ) -> tuple[Any, dict[tuple[int, Any], int], list[Any]]:
     """Decode JSON whose reference literals are tags ``"\\x03<i>"``: each tag is replaced by its
-    string, and ``(id(container), key or index) -> i`` says where each one ended up."""
+    string, and ``(id(container), key or index) -> i`` says where each one ended up (the
+    containers, kept alive with the third item, so that no id is reused)."""
     where: dict[tuple[int, Any], int] = {}
     values: dict[str, str] = {}  # literal token -> its value (references repeat a lot)
+    keep: list[Any] = []  # every recorded container stays alive: no id is reused meanwhile
 
     def restore(tag: Any) -> tuple[Any, int | None]:
         if type(tag) is str and tag[:1] == _TAG:
@@ -229,11 +231,13 @@ def _decode_tagged(json_text: str, parts: list[str], string_parts: list[int] | N
                 obj[key], i = restore(obj[key])
                 if i is not None:
                     where[id(obj), key] = i
+                    keep.append(obj)
         sites = obj.get(REFERENCE_LIST_KEY)
         if isinstance(sites, (list, tuple)):
             restored = [restore(v) for v in sites]
             new = type(sites)(v for v, _ in restored)
             obj[REFERENCE_LIST_KEY] = new
+            keep.append(new)
             for k, (_, i) in enumerate(restored):
                 if i is not None:
                     where[id(new), k] = i
@@ -242,7 +246,7 @@ def _decode_tagged(json_text: str, parts: list[str], string_parts: list[int] | N
     decoder = json.JSONDecoder(object_hook=hook, strict=False, parse_constant=_reject_constant)
     # every tag follows a reference key's colon (or sits in the list after one), so a hook
     # restores each one that the value keeps (an earlier duplicate key's value is dropped)
-    return decoder.decode(json_text), where
+    return decoder.decode(json_text), where, keep
 
 
 # --------------------------------------------------------------------------------------------
