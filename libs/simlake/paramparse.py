@@ -154,12 +154,11 @@ def _fast_scan(text: str, locate: bool) -> Scanned | None:
     if _TRAILING_COMMA.search(code):
         return None
     between = code.split("\x01")  # between[i]: the code before string i
-    located: dict[int, int] = {}
-    if locate:
+    located = _reference_literals(parts, string_parts, between) if locate else []
+    if located:
         strings = list(strings)
-        for i in _reference_literals(parts, string_parts, between):
-            located[i] = len(located)
-            strings[i] = f'"\\u0003{i}"'
+        for i in located:
+            strings[i] = f'"\\u0003{i}"'  # a tag, restored by the decoder's hook
     pieces: list[str] = [""] * (len(between) + len(strings))
     pieces[0::2] = between
     pieces[1::2] = strings

@@ -893,6 +893,8 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
 
     def on_executors(fn, work: list) -> list:
         # an RDD job like the decoding's, so its tasks run in the same, already started workers
+        if not work:
+            return []
         slices = min(len(work), sc.defaultParallelism * 2)
         return sc.parallelize(work, slices).mapPartitions(executor_tasks.each(fn)).collect()
 
