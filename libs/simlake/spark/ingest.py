@@ -879,17 +879,31 @@ def _write_spikes(spark: SparkSession, db: str, key: str, source_key: str,
 
 
 def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors):
-    rows = [(f.sim_run,
-             f"{f.abspath}/{f.neuron_param}" if f.neuron_param else None,
-             f"{f.abspath}/{f.network_param}" if f.network_param else None) for f in folders]
-    if not rows:
+    """Store the folders' param files, each distinct md5 once (``simlake.paramstore``: the
+    hashing and storing run on the executors, the planning here); rejections go to ``errors``.
+    """
+    from simlake import paramstore
+
+    items = [paramstore.FolderFiles(
+        f.sim_run, f"{f.abspath}/{f.neuron_param}" if f.neuron_param else None,
+        f"{f.abspath}/{f.network_param}" if f.network_param else None) for f in folders]
+    if not items:
         return {}
-    # row ids in a few slices; the rows travel with the function (an RDD job like the
-    # decoding's, so its tasks run in the same, already started Python workers)
     sc = spark.sparkContext
-    ids = sc.parallelize(range(len(rows)), min(len(rows), sc.defaultParallelism * 2))
-    stored = ids.mapPartitions(executor_tasks.store_params(db, rows, errors)).collect()
-    return {r["sim_run"]: r for r in stored}
+
+    def on_executors(fn, work: list) -> list:
+        # an RDD job like the decoding's, so its tasks run in the same, already started workers
+        if not work:
+            return []
+        slices = min(len(work), sc.defaultParallelism * 2)
+        return sc.parallelize(work, slices).mapPartitions(executor_tasks.each(fn)).collect()
+
+    stored = paramstore.store_folders(items, db, on_executors)
+    errors.add([(path, r.sim_run, kind, reason)
+                for r in stored for path, kind, reason in r.rejections])
+    return {r.sim_run: {"sim_run": r.sim_run, "path_neuron": r.path_neuron,
+                        "path_network": r.path_network, "hash_neuron": r.hash_neuron,
+                        "hash_network": r.hash_network} for r in stored}
 
 
 def _rows_table(key: str, rows: list[tuple]) -> pa.Table:
