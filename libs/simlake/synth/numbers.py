@@ -5,20 +5,17 @@ into text tokens (each followed by a separator byte), all without a per-value Py
 
 - :class:`FixedPoint` (``"fixed10"``): the value rounded to 10 decimals, printed as
   ``repr()`` of that decimal (trailing zeros stripped). The generator's historical format.
-- :class:`Pool` with ``"str12"``: Python 2's ``str(float)`` (``'%.12g'``, plus ``.0`` for
+- :class:`Str12` (``"str12"``): Python 2's ``str(float)`` (``'%.12g'``, plus ``.0`` for
   integral values) that older simrun versions print, e.g. ``-61.4607218758``.
-- :class:`Pool` with ``"repr"``: Python 3's ``repr(float)``, 16-17 significant digits for
-  computed values, as newer simrun versions print.
+- :class:`Repr` (``"repr"``): Python 3's ``repr(float)``, 16-17 significant digits for computed
+  values, as newer simrun versions print.
 
-A pool is a fixed grid of doubles over a range, each jittered inside its grid cell so that it looks
-computed, printed once with Python's own formatting; a value's code is its grid cell, its token
-the pool entry's bytes. So every token is exactly what ``str``/``repr`` print for the float it
-parses to, and printing a file is one gather.
+Every token is exactly what ``str``/``repr`` print for the float it parses to, and the values keep
+their full entropy (a trace compresses as a real one does).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -184,7 +181,7 @@ class FixedPoint:
 
 
 # --------------------------------------------------------------------------------------------
-# Pools: str (Python 2, 12 significant digits) and repr (Python 3).
+# str (Python 2: 12 significant digits) and repr (Python 3: shortest round trip, 16-17 digits).
 
 
 def py2_str(value: float) -> str:
@@ -193,55 +190,66 @@ def py2_str(value: float) -> str:
     return text if any(c in text for c in ".en") else text + ".0"
 
 
-_FORMATTERS = {"str12": py2_str, "repr": repr}
+class Str12(FixedPoint):
+    """Python 2's ``str(float)``: values rounded to 12 significant digits, printed as such.
 
+    A decimal of at most 12 significant digits is exactly what ``'%.12g'`` prints for the double
+    it parses to; values below 10 in magnitude keep 10 decimals (11 or fewer significant digits,
+    which print back the same way).
+    """
 
-@dataclass(frozen=True, eq=False)
-class Pool:
-    """A jittered grid of ``size`` doubles over ``[lo, hi)``, printed once in format ``name``."""
-
-    name: str
-    lo: float
-    step: float
-    values: np.ndarray  #: the double each entry's text parses to, ascending
-    buf: np.ndarray  #: texts, concatenated
-    starts: np.ndarray
-    lengths: np.ndarray
+    name = "str12"
 
     def encode(self, values: Any) -> np.ndarray:
-        """See :class:`Printer`: the grid cell of each value (clipped to the range)."""
-        cells = np.floor((np.asarray(values, dtype=np.float64) - self.lo) / self.step)
-        return np.clip(cells, 0, self.values.size - 1).astype(np.int64)
+        """See :class:`Printer`."""
+        v = np.asarray(values, dtype=np.float64)
+        exponent = np.floor(np.log10(np.maximum(np.abs(v), 1e-300))).astype(np.int64)
+        drop = np.clip(exponent - 1, 0, _DEC)  # decimal digits beyond the 12th
+        scale = 10 ** drop
+        return quantise(np.rint(v * 10.0 ** (_DEC - drop)) * scale / float(_SCALE))
+
+
+class Repr:
+    """Python 3's ``repr(float)``: the codes are the doubles themselves.
+
+    The text comes from one ``repr`` of the whole list (C speed, exactly ``repr`` per value); its
+    ``", "`` separators become the wanted separator bytes. Values with ``|v| < 1e-3`` are moved
+    to ``+-1e-3`` (``repr`` would print them in exponent notation).
+    """
+
+    name = "repr"
+
+    def encode(self, values: Any) -> np.ndarray:
+        """See :class:`Printer`."""
+        v = np.array(values, dtype=np.float64)
+        tiny = np.abs(v) < 1e-3
+        v[tiny] = np.where(v[tiny] < 0, -1e-3, 1e-3)
+        return v
 
     def floats(self, codes: np.ndarray) -> np.ndarray:
         """See :class:`Printer`."""
-        return self.values[codes]
+        return codes
 
     def tokens(self, codes: np.ndarray, sep: Any) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Printer`."""
-        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        codes = np.ascontiguousarray(codes, dtype=np.float64)
         seps = np.broadcast_to(np.asarray(sep, dtype=np.uint8), codes.shape).ravel()
-        codes = codes.ravel()
-        src = np.concatenate([self.buf, seps])
-        starts = np.column_stack([self.starts[codes], self.buf.size + np.arange(codes.size)])
-        lengths = np.column_stack([self.lengths[codes], np.ones(codes.size, np.int64)])
-        return gather(src, starts.ravel(), lengths.ravel()), self.lengths[codes] + 1
+        if codes.size == 0:
+            return np.empty(0, np.uint8), np.empty(0, np.int64)
+        text = np.frombuffer((repr(codes.ravel().tolist())[1:-1] + ", ").encode(), np.uint8)
+        commas = np.flatnonzero(text == ord(","))
+        out = text.copy()
+        out[commas] = seps
+        keep = np.ones(out.size, bool)
+        keep[commas + 1] = False  # the space after each comma
+        ends = commas - np.arange(commas.size)  # separator positions once spaces are gone
+        lengths = np.diff(np.concatenate([[-1], ends]))
+        return out[keep], lengths.astype(np.int64)
 
 
-def make_pool(name: str, lo: float, hi: float, size: int, rng: np.random.Generator) -> Pool:
-    """A :class:`Pool` of format ``name`` (``"str12"`` or ``"repr"``).
-
-    Entries with ``|v| < 1e-3`` are moved to ``+-1e-3``: Python would print them in exponent
-    notation, which simrun output does not show for these quantities.
-    """
-    fmt = _FORMATTERS[name]
-    step = (hi - lo) / size
-    raw = lo + (np.arange(size) + rng.uniform(0.05, 0.95, size)) * step
-    tiny = np.abs(raw) < 1e-3
-    raw[tiny] = np.where(raw[tiny] < 0, -1e-3, 1e-3) * (1.0 + rng.uniform(0.0, 0.5, tiny.sum()))
-    texts = [fmt(v) for v in raw.tolist()]
-    values = np.array([float(t) for t in texts])
-    order = np.argsort(values, kind="stable")  # the nudged entries may be out of order
-    texts, values = [texts[i] for i in order.tolist()], values[order]
-    buf, starts, lengths = pack(texts)
-    return Pool(name, float(lo), float(step), values, buf, starts, lengths)
+def printer(name: str) -> Printer:
+    """The printer of number format ``name`` (one of :data:`FORMATS`)."""
+    printers = {"fixed10": FixedPoint, "str12": Str12, "repr": Repr}
+    if name not in printers:
+        raise ValueError(f"number format must be one of {FORMATS}, got {name!r}")
+    return printers[name]()

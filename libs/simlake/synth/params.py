@@ -9,7 +9,8 @@ stripped.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,6 +302,40 @@ def _network_tree(net: Network, syn_path: str, con_path: str, rng: np.random.Gen
             "NMODL_mechanisms": {"synapses": "/", "VecStim": "/"}}
 
 
+def network_sweep_real(tree: dict[str, Any]) -> Callable[[int], str]:
+    """``i -> text`` of sweep point ``i`` (= :func:`network_text_real` with ``sweep=i``).
+
+    The text is printed once with a placeholder per weight; a sweep point only prints its weights.
+    """
+    weights: list[Any] = []
+    marked = {}
+    for name, entry in tree["network"].items():
+        receptors = {}
+        for rname, rec in entry["synapses"]["receptors"].items():
+            receptors[rname] = {**rec, "weight": f"\x00{len(weights)}\x00"}
+            weights.append(rec["weight"])
+        marked[name] = {**entry, "synapses": {**entry["synapses"], "receptors": receptors}}
+    name_slot = f"\x00{len(weights)}\x00"
+    text = network_text_real({**tree, "info": {**tree["info"], "name": name_slot},
+                              "network": marked})
+    parts = re.split('"\x00([0-9]+)\x00"', text)  # text, slot, text, slot, ..., text
+    pieces, slots = parts[0::2], [int(k) for k in parts[1::2]]
+
+    def text_of(sweep: int) -> str:
+        factor = 1.0 + 0.01 * (sweep + 1)
+        values = [_literal(_scaled(w, factor), 0) for w in weights]
+        values.append(_literal(f"{tree['info']['name']}_sweep{sweep}", 0))
+        return "".join(p + values[k] for p, k in zip(pieces, slots, strict=False)) + pieces[-1]
+
+    return text_of
+
+
+def _scaled(weight: Any, factor: float) -> Any:
+    if isinstance(weight, list):
+        return [round(v * factor, 6) for v in weight]
+    return round(weight * factor, 6)
+
+
 def network_text_real(tree: dict[str, Any], sweep: int | None = None) -> str:
     """Text of a real-shaped network file; ``sweep`` = i scales every weight (sweep point i)."""
     if sweep is not None:
@@ -309,10 +344,7 @@ def network_text_real(tree: dict[str, Any], sweep: int | None = None) -> str:
         for name, entry in tree["network"].items():
             receptors = {}
             for rname, rec in entry["synapses"]["receptors"].items():
-                w = rec["weight"]
-                scaled = ([round(v * factor, 6) for v in w] if isinstance(w, list)
-                          else round(w * factor, 6))
-                receptors[rname] = {**rec, "weight": scaled}
+                receptors[rname] = {**rec, "weight": _scaled(rec["weight"], factor)}
             cells[name] = {**entry, "synapses": {**entry["synapses"], "receptors": receptors}}
         tree = {**tree, "info": {**tree["info"], "name": f"{tree['info']['name']}_sweep{sweep}"},
                 "network": cells}

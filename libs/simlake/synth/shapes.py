@@ -32,7 +32,6 @@ class Shape:
     old_format: str = "fixed10"  #: number format of old-era folders
     new_format: str = "fixed10"  #: number format of new-era folders
     listed: str = "all"  #: ``"all"`` synapses/cells in every trial file, or ``"active"``
-    pool_size: int = 1 << 18  #: doubles per printed pool (``numbers.Pool``)
 
     @property
     def real(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from simlake.synth import params, traces
+from simlake.synth import numbers, params, traces
 from simlake.synth.morphology import Morphology, RecordingSite, make_morphology, recording_sites
 from simlake.synth.network import (
     Network,
@@ -23,16 +23,7 @@ from simlake.synth.network import (
     real_population,
     small_population,
 )
-from simlake.synth.numbers import (
-    MAX_ABS,
-    FixedPoint,
-    Pool,
-    Printer,
-    gather,
-    make_pool,
-    pack,
-    py2_str,
-)
+from simlake.synth.numbers import MAX_ABS, Printer, gather, pack, py2_str
 from simlake.synth.params import DT, T_RECORD
 from simlake.synth.report import FolderReport, SynthReport
 from simlake.synth.shapes import NETWORK_PARAMS, Shape, shape_for
@@ -118,7 +109,7 @@ class _Context:
     morph: Morphology
     sites: tuple[RecordingSite, ...]
     statics: dict[tuple[str, str], Statics]  #: by (network, number format)
-    printers: dict[str, tuple[Printer, Printer]]  #: by format: (spike times, voltages)
+    printers: dict[str, Printer]  #: by number format
     neuron_text: dict[str, str]
     network_text: dict[str, str]
     network_sweep: Any  #: i -> network text of folder i, or None when folders share texts
@@ -162,7 +153,7 @@ def _write_trials(ctx: _Context, folder: str, network: str, fmt: str,
                   trial_numbers: Sequence[int], padding: int,
                   rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
     st = ctx.statics[(network, fmt)]
-    printer = ctx.printers[fmt][0]
+    printer = ctx.printers[fmt]
     hist = np.zeros((ctx.shape.times, len(trial_numbers)))
     n_syn = n_cell = 0
     for j, nr in enumerate(trial_numbers):
@@ -183,7 +174,7 @@ def _write_folder(ctx: _Context, i: int, plan: _FolderPlan, n_trials: int,
     folder = os.path.join(ctx.root, *sim_run.split("/"))
     os.makedirs(folder)
     fmt = ctx.shape.number_format(plan.era)
-    volt = ctx.printers[fmt][1]
+    volt = ctx.printers[fmt]
     numbers = _trial_numbers(rng, n_trials, plan.consecutive or plan.voltage_format == "npz")
     hist, n_syn, n_cell = _write_trials(ctx, folder, plan.network, fmt, numbers, plan.padding,
                                         rng)
@@ -237,7 +228,7 @@ def _write_running(ctx: _Context, rng: np.random.Generator) -> tuple[str, tuple[
     folder = os.path.join(ctx.root, *rel.split("/"))
     os.makedirs(folder)
     fmt = ctx.shape.new_format
-    volt = ctx.printers[fmt][1]
+    volt = ctx.printers[fmt]
     hist, _, _ = _write_trials(ctx, folder, "A", fmt, [0, 1], 4, rng)
     table = _table_bytes(ctx.times, volt, volt.encode(traces.simulate(rng, hist)[0]))
     cut = table.find(b"\n", len(table) // 3) + 7
@@ -286,16 +277,8 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
-def _printers(shape: Shape, t_stop: float, seed: int) -> dict[str, tuple[Printer, Printer]]:
-    out: dict[str, tuple[Printer, Printer]] = {}
-    for k, fmt in enumerate(sorted({shape.old_format, shape.new_format})):
-        if fmt == "fixed10":
-            out[fmt] = (FixedPoint(), FixedPoint())
-            continue
-        spikes: Pool = make_pool(fmt, 0.001, t_stop, shape.pool_size, _rng(seed, 20 + 2 * k))
-        volts: Pool = make_pool(fmt, -95.0, 70.0, shape.pool_size, _rng(seed, 21 + 2 * k))
-        out[fmt] = (spikes, volts)
-    return out
+def _printers(shape: Shape) -> dict[str, Printer]:
+    return {fmt: numbers.printer(fmt) for fmt in sorted({shape.old_format, shape.new_format})}
 
 
 def _check_sizes(runs: int, trials: Sequence[int], shape: Shape, n_types: int) -> None:
@@ -353,7 +336,7 @@ def generate_tree(out_dir: str | os.PathLike[str], *, runs: int = 6,
     site_paths = [paths[f"site_{k}"] for k in range(len(sites))]
     neuron_fn = params.neuron_params_real if shape.real else params.neuron_params
     network_text, sweep = _network_texts(shape, networks, paths, network_params, seed)
-    printers = _printers(shape, t_stop, seed)
+    printers = _printers(shape)
     number_text = {"fixed10": repr, "repr": repr, "str12": params_number_text(shape)}
     ctx = _Context(
         root=root, shape=shape, t_stop=t_stop, times=_time_column(shape.times),
@@ -390,7 +373,7 @@ def _network_texts(shape: Shape, networks: dict[str, Network], paths: dict[str, 
                  for k, (name, net) in enumerate(networks.items())}
         texts = {name: params.network_text_real(tree) for name, tree in trees.items()}
         if mode == "distinct":
-            return texts, lambda i: params.network_text_real(trees["A"], sweep=i)
+            return texts, params.network_sweep_real(trees["A"])
         return texts, None
     texts = {name: params.network_params(net, paths["syn"], paths[f"con_{name}"])
              for name, net in networks.items()}
