@@ -11,6 +11,7 @@ missing jar, memory, a lost worker), so that a secondary error raised while clea
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 from collections.abc import Callable
@@ -20,16 +21,15 @@ _ERRNO_LINE = re.compile(r"\[Errno (?P<errno>\d+)\] (?P<msg>[^:'\n\r]+)"
                          r"(?::\s*'(?P<path>[^'\n]*)')?")
 
 
-def _errno(number: int, hint: str = "") -> Callable[[str], str | None]:
+def _errno(number: int) -> Callable[[str], str | None]:
+    """The error ``number`` (``[Errno N]`` in a Python traceback) with the file it names;
+    its standard message, whatever wording the raising library chose."""
     def match(text: str) -> str | None:
         hits = [m for m in _ERRNO_LINE.finditer(text) if int(m.group("errno")) == number]
         if not hits:
             return None
-        named = next((m for m in hits if m.group("path")), hits[0])
-        line = named.group("msg").strip()
-        if named.group("path"):
-            line += f": {named.group('path')}"
-        return line + hint
+        named = next((m for m in hits if m.group("path")), None)
+        return os.strerror(number) + (f": {named.group('path')}" if named else "")
     return match
 
 
@@ -45,14 +45,13 @@ def _regex(pattern: str, line: str, flags: int = 0) -> Callable[[str], str | Non
 #: Root causes, most specific first; each returns the line or None.
 _CAUSES: tuple[Callable[[str], str | None], ...] = (
     _errno(28),
-    _regex(r"java\.io\.IOException: No space left on device", "No space left on device "
-           "(writing the database)"),
+    _regex(r"java\.io\.IOException: No space left on device", os.strerror(28)),
     _errno(30),
     _errno(13),
     _regex(r"java\.nio\.file\.AccessDeniedException: (\S+)", "Permission denied: {0}"),
     _regex(r"java\.nio\.file\.ReadOnlyFileSystemException", "Read-only file system"),
-    _regex(r"unresolved dependency: (\S+?);?(\S*): not found",
-           "Delta's jars could not be obtained: {0} {1} is neither in the Ivy cache nor "
+    _regex(r"unresolved dependency: (\S+): not found",
+           "Delta's jars could not be obtained: {0} is neither in the Ivy cache nor "
            "reachable in a repository (no network?); run once with network access, or pass "
            "them with --packages/--jars"),
     _regex(r"UnsupportedClassVersionError.*?class file version (\d+)\.\d+\D.*?up to (\d+)\.",
@@ -65,15 +64,18 @@ _CAUSES: tuple[Callable[[str], str | None], ...] = (
            "spark.executor.memory in the profile) or lower --target-task-mb"),
     _regex(r"\bMemoryError\b", "out of memory in a Python worker decoding raw files; lower "
            "--target-task-mb or give the machine more memory"),
-    _regex(r"ExecutorLostFailure[^\n]*?\(([^\n]*?)\)\s*$|Lost executor \S+ on ([^:\n]+)",
-           "a Spark executor was lost while the run was working ({0}{1}); nothing of the "
-           "batch was committed, rerun the ingest", re.M),
+    _regex(r"ExecutorLostFailure \(([^\n]*?)\)|Lost executor \S+ on [^\n]*",
+           "a Spark executor was lost while the run was working; nothing of the batch was "
+           "committed, rerun the ingest"),
     _regex(r"Python worker exited unexpectedly \(crashed\)",
            "a Python worker of Spark died (killed, or out of memory); nothing of the batch "
            "was committed, rerun the ingest"),
     _regex(r"JAVA_GATEWAY_EXITED|Java gateway process exited",
            "Spark's JVM did not start"),
 )
+
+#: Lines of file system errors that name no file.
+_UNNAMED = {os.strerror(n) for n in (28, 30, 13)} | {"Read-only file system"}
 
 #: Last line of a Python traceback: ``SomeError: message``.
 _PY_ERROR = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?(?P<name>[A-Z]\w*(?:Error|Exception)): "
@@ -86,15 +88,18 @@ def exception_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def describe(exc: BaseException, extra_text: str = "") -> str:
+def describe(exc: BaseException, extra_text: str = "", where: str | None = None) -> str:
     """One line naming the cause (and the file or resource) of ``exc``.
 
     ``extra_text`` is searched too: the JVM's output when it could not start (the reason of a
-    "Java gateway process exited" is only there)."""
+    "Java gateway process exited" is only there). ``where`` names the resource (the database
+    folder) when a file system error does not name its file."""
     text = exception_text(exc) + "\n" + extra_text
     for cause in _CAUSES:
         line = cause(text)
         if line:
+            if where and line in _UNNAMED:
+                line += f" (writing {where})"
             return _one_line(line)
     if isinstance(exc, OSError) and exc.strerror:
         return _one_line(f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror)

@@ -46,8 +46,12 @@ def local_path(value: str, what: str) -> str:
 
 def check_raw_tree(path: str) -> None:
     """The raw tree exists, is a directory and can be listed."""
-    if not os.path.exists(path):
-        raise PreflightError(f"{path}: raw simrun tree not found (no such directory)")
+    try:
+        os.stat(path)
+    except FileNotFoundError as exc:
+        raise PreflightError(f"{path}: raw simrun tree not found (no such directory)") from exc
+    except OSError as exc:  # e.g. a parent folder the user may not enter
+        raise PreflightError(f"{path}: raw simrun tree cannot be read: {exc.strerror}") from exc
     if not os.path.isdir(path):
         raise PreflightError(f"{path}: raw simrun tree is not a directory")
     try:

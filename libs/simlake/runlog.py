@@ -121,6 +121,12 @@ class RunLog:
             os.remove(old)
         return self.path
 
+    def discard(self) -> None:
+        """Stop logging and delete the file (a run refused before it did anything)."""
+        self.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+
     def close(self) -> None:
         """Stop logging and close the file."""
         self.stop_logging()

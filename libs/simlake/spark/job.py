@@ -223,12 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = _run(opts, profile, console, runlog)
         code = exit_code(opts, summary)
+    except PreflightError as exc:  # refused before doing anything: the line says it all
+        runlog.discard()
+        console.error(f"simlake ingest: {exc}")
+        return exc.exit_code
     except BaseException as exc:  # every fault ends here: one line, details in the log
-        code, error = _fault(exc, runlog)
-    finally:
-        log_path = runlog.keep_in(opts.db_path)
-        _keep_record(opts, summary, started, code, error, log_path, args.summary_json)
-        runlog.close()
+        code, error = _fault(exc, runlog, opts.db_path)
+    log_path = runlog.keep_in(opts.db_path)
+    _keep_record(opts, summary, started, code, error, log_path, args.summary_json)
+    runlog.close()
     if summary is not None:
         console.summary(str(summary) + f"\n  log: {log_path}")
     if error is not None:
@@ -279,15 +282,13 @@ def _run(opts: IngestOptions, profile, console: Console, runlog: RunLog) -> Inge
             log.exception("stopping Spark failed")
 
 
-def _fault(exc: BaseException, runlog: RunLog) -> tuple[int, str]:
+def _fault(exc: BaseException, runlog: RunLog, db_path: str) -> tuple[int, str]:
     """The exit code and the one line of a run stopped by ``exc`` (logged in full)."""
     from simlake.faults import describe
     from simlake.spark.ingest import DatabaseMismatchError
     from simlake.spark.tables import ConcurrentIngestError
 
     log.error("the run stopped", exc_info=exc)
-    if isinstance(exc, PreflightError):
-        return exc.exit_code, str(exc)
     if isinstance(exc, ConcurrentIngestError | DatabaseMismatchError):
         code = EXIT_CONCURRENT if isinstance(exc, ConcurrentIngestError) else EXIT_FAILED
         return code, " ".join(str(exc).split())
@@ -296,7 +297,7 @@ def _fault(exc: BaseException, runlog: RunLog) -> tuple[int, str]:
                                   "complete it")
     if isinstance(exc, SystemExit):
         return int(exc.code or EXIT_FAILED), f"stopped (exit {exc.code})"
-    return EXIT_FAILED, describe(exc, runlog.text())
+    return EXIT_FAILED, describe(exc, runlog.text(), where=db_path)
 
 
 def _keep_record(opts: IngestOptions, summary: IngestSummary | None, started: str, code: int,
