@@ -341,3 +341,48 @@ def test_delta_jars_not_obtainable(raw, tmp_path):
     with open(_log_of(err[0]), encoding="utf-8") as fh:
         assert "unresolved dependency" in fh.read()
     assert not any((db / k).exists() for k in cmp.KEYS)  # no table was created
+
+
+def test_an_executor_python_error_is_named_not_the_spark_wrapper():
+    text = ("org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage "
+            "0.0 failed 1 times, most recent failure: Lost task 0.0:\n"
+            "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+            '  File "/x/executor_tasks.py", line 3, in run\n    raise KeyError("k")\n'
+            "ValueError: bad trial number in /raw/a/b.csv\n"
+            "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException\n")
+    assert describe(RuntimeError(text)) == "ValueError: bad trial number in /raw/a/b.csv"
+
+
+@pytest.mark.spark
+def test_python_worker_killed_mid_task(spark, raw, tmp_path):
+    """A Python worker of Spark SIGKILLed while it decodes (the local form of a lost worker):
+    one line, exit 1, nothing committed; the next run completes the database."""
+    import signal
+    import time
+
+    import psutil
+
+    db = str(tmp_path / "db")
+    proc = subprocess.Popen([sys.executable, "-m", "simlake.cli", "ingest", raw, db,
+                             "--profile", "test"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 600
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                parent = p.parent()
+                if parent is not None and "simlake.spark.daemon" in parent.cmdline():
+                    p.send_signal(signal.SIGKILL)  # a worker forked for a task, in its task
+                    killed = p.pid
+                    break
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=600)
+    assert killed is not None, "no Python worker seen"
+    err_lines = err.splitlines()
+    assert proc.returncode == job.EXIT_FAILED and len(err_lines) == 1, (out, err)
+    assert "a Python worker of Spark died" in err_lines[0], err_lines
+    assert cmp.committed_sim_runs(db) == set()
+    again = ingest(spark, IngestOptions(raw, db))
+    assert len(again.folders_new) == 3
+    cmp.assert_matches_reference(db, cmp.expected_tables(raw))

@@ -74,6 +74,10 @@ _CAUSES: tuple[Callable[[str], str | None], ...] = (
            "Spark's JVM did not start"),
 )
 
+#: The Python traceback of an executor inside a Java message, up to the Java frames.
+_PY_TRACEBACK = re.compile(r"PythonException: Traceback \(most recent call last\):\n(.*?)"
+                           r"(?:\n\s+at |\Z)", re.S)
+
 #: Lines of file system errors that name no file.
 _UNNAMED = {os.strerror(n) for n in (28, 30, 13)} | {"Read-only file system"}
 
@@ -103,7 +107,8 @@ def describe(exc: BaseException, extra_text: str = "", where: str | None = None)
             return _one_line(line)
     if isinstance(exc, OSError) and exc.strerror:
         return _one_line(f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror)
-    errors = [m for m in _PY_ERROR.finditer(str(exc))]
+    worker = _PY_TRACEBACK.search(text)
+    errors = list(_PY_ERROR.finditer(worker.group(1) if worker else str(exc)))
     if errors:  # an executor's Python error inside a Java message: its first one
         return _one_line(f"{errors[0].group('name')}: {errors[0].group('msg')}")
     first = str(exc).strip().splitlines()
