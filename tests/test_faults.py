@@ -386,3 +386,13 @@ def test_python_worker_killed_mid_task(spark, raw, tmp_path):
     again = ingest(spark, IngestOptions(raw, db))
     assert len(again.folders_new) == 3
     cmp.assert_matches_reference(db, cmp.expected_tables(raw))
+
+
+def test_refused_run_still_writes_summary_json(capsys, raw, tmp_path):
+    path = tmp_path / "db"
+    path.write_text("a file")
+    out = tmp_path / "summary.json"
+    code, _, err = _main(capsys, raw, str(path), "--summary-json", str(out))
+    record = json.loads(out.read_text())
+    assert code == record["exit_code"] == job.EXIT_FAILED
+    assert record["error"] in err[0] and record["table_versions"] == {}

@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_code(opts, summary)
     except PreflightError as exc:  # refused before doing anything: the line says it all
         runlog.discard()
+        if args.summary_json:  # the scheduler still gets its record (none in the database)
+            _keep_record(opts, None, started, exc.exit_code, str(exc), None, args.summary_json,
+                         in_database=False)
         console.error(f"simlake ingest: {exc}")
         return exc.exit_code
     except BaseException as exc:  # every fault ends here: one line, details in the log
@@ -301,13 +304,14 @@ def _fault(exc: BaseException, runlog: RunLog, db_path: str) -> tuple[int, str]:
 
 
 def _keep_record(opts: IngestOptions, summary: IngestSummary | None, started: str, code: int,
-                 error: str | None, log_path: str, summary_json: str | None) -> None:
+                 error: str | None, log_path: str | None, summary_json: str | None,
+                 in_database: bool = True) -> None:
     """The run record: into the database (when it is one we can write) and ``--summary-json``.
     Failing to keep it is logged, never raised (it must not mask the run's outcome)."""
     from simlake import runrecords
 
     try:
-        versions = runrecords.table_versions(opts.db_path)
+        versions = runrecords.table_versions(opts.db_path) if in_database else {}
     except Exception:
         log.exception("could not read the table versions")
         versions = {}
@@ -316,7 +320,7 @@ def _keep_record(opts: IngestOptions, summary: IngestSummary | None, started: st
                                       log_path=log_path)
     record.setdefault("simresult_path", opts.simresult_path)
     record.setdefault("db_path", opts.db_path)
-    if os.path.isdir(opts.db_path) and (summary is not None or versions):
+    if in_database and os.path.isdir(opts.db_path) and (summary is not None or versions):
         try:
             runrecords.write_run_record(opts.db_path, record)
         except OSError:
