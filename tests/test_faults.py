@@ -396,3 +396,12 @@ def test_refused_run_still_writes_summary_json(capsys, raw, tmp_path):
     record = json.loads(out.read_text())
     assert code == record["exit_code"] == job.EXIT_FAILED
     assert record["error"] in err[0] and record["table_versions"] == {}
+
+
+def test_memory_faults_are_named():
+    jvm = RuntimeError("py4j.protocol.Py4JJavaError: An error occurred while calling o42.collect"
+                       ".\n: java.lang.OutOfMemoryError: Java heap space\n\tat java.base/...")
+    assert describe(jvm).startswith("out of memory in the JVM (Java heap space)")
+    worker = RuntimeError("PythonException: Traceback (most recent call last):\n  File x\n"
+                          "MemoryError\n\tat org.apache.spark.api.python.BasePythonRunner")
+    assert describe(worker).startswith("out of memory in a Python worker")
