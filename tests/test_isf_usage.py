@@ -173,7 +173,7 @@ def test_as_of_and_history(study):
     with pytest.raises(DataBaseException, match="as of"):
         then["x"] = 1
     history = db.history()
-    assert len(history) == 2
+    assert len(history) == 2 and history["exit_code"].tolist() == [0, 0]  # init keeps records
     assert history["trials_added"].tolist() == [len(study["early_trials"]), len(late)]
     first_run = history["run_id"].iloc[0]
     assert list(DataBase(db.basedir, as_of=first_run)["sim_trial_index"]) == \

@@ -10,6 +10,7 @@ them later); the others onto the JVM-free adapter. An ISF notebook changes its i
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import posixpath
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simlake import runrecords
 from simlake.adapter.deltafiles import is_delta_table
 from simlake.adapter.dumpers import resolve
 from simlake.config import load_ingest_defaults, load_spark_profile
@@ -117,15 +119,33 @@ def init(
     )
     from simlake.spark.ingest import ingest
 
+    started = _now()
     if spark is not None:
-        return ingest(spark, opts)
-    from simlake.spark.session import build_session
+        summary = ingest(spark, opts)
+    else:
+        from simlake.spark.session import build_session
 
-    session = build_session(load_spark_profile(profile, conf_dir))
-    try:
-        return ingest(session, opts)
-    finally:
-        session.stop()
+        session = build_session(load_spark_profile(profile, conf_dir))
+        try:
+            summary = ingest(session, opts)
+        finally:
+            session.stop()
+    _keep_record(opts, summary, started)
+    return summary
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _keep_record(opts: IngestOptions, summary: IngestSummary, started: str) -> None:
+    """The run record ``simlake ingest`` keeps too (``db.history()``, ``as_of=run_id``)."""
+    from simlake.spark.job import exit_code
+
+    record = runrecords.ingest_record(
+        summary.run_id, summary, started=started, finished=_now(),
+        exit_code=exit_code(opts, summary), table_versions=runrecords.table_versions(opts.db_path))
+    runrecords.write_run_record(opts.db_path, record)
 
 
 def add_dendritic_voltage_traces(
