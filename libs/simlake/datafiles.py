@@ -11,8 +11,10 @@ the driver can leave out files of folders that failed.
 
 Layout: rows are written in the order they come (the planner orders tasks by
 ``sim_trial_index``), one file per task group and Hive partition value, and, when asked, one
-file per sim-run folder. Partition columns are not stored in the files (Delta keeps them in the
-log). Files sit flat in the table folder under unique names.
+file per sim-run folder. Within a file, row groups hold whole trials (about
+:data:`ROW_GROUP_BYTES` each) with exact min/max of ``sim_trial_index`` in the footer, so that
+one trial is read without the rest of its file. Partition columns are not stored in the files
+(Delta keeps them in the log). Files sit flat in the table folder under unique names.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simlake import schemas
+
+KEY = "sim_trial_index"
 
 #: Key columns with Delta statistics, by preference; a table gets the first two it has (wide
 #: array rows make full statistics costly, and the keys are all that readers skip on).
@@ -41,8 +46,14 @@ def stats_columns(schema: pa.Schema) -> list[str]:
     ``delta.dataSkippingStatsColumns`` declares them, the writer computes them."""
     return [c for c in STATS_COLUMNS if c in schema.names][:2]
 
-#: Rows are buffered up to this many bytes (Arrow, uncompressed) before they become a row group.
-ROW_GROUP_BYTES = 32 * 1024 * 1024
+#: Rows are buffered up to this many bytes (Arrow, uncompressed) before they are written.
+BUFFER_BYTES = 32 * 1024 * 1024
+
+#: Row groups end at trial boundaries and hold whole trials, about this many bytes of them
+#: (Arrow, uncompressed; a trial larger than this gets a row group of its own). With footer
+#: statistics on ``sim_trial_index`` per row group, a reader of one trial decodes one small
+#: row group instead of the file.
+ROW_GROUP_BYTES = 1024 * 1024
 
 #: Parquet codecs. Trace columns (time axis, membrane potential): zstd, 40% smaller than lz4 or
 #: snappy at about the same speed. Every other column (keys, activation times): lz4, as small as
@@ -217,7 +228,8 @@ class TableFileWriter:
 
     def __init__(self, table_root: str, table: str, schema: pa.Schema,
                  partition_columns: Sequence[str] = (), split_folders: bool = False,
-                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
+                 row_group_bytes: int = ROW_GROUP_BYTES,
+                 buffer_bytes: int = BUFFER_BYTES) -> None:
         self.table_root = table_root
         self.table = table
         self.partition_columns = tuple(partition_columns)
@@ -228,6 +240,7 @@ class TableFileWriter:
         self.stats_columns = stats_columns(schema)
         self.split_folders = split_folders
         self.row_group_bytes = row_group_bytes
+        self.buffer_bytes = buffer_bytes
         self.files: list[DataFile] = []
         self._writer: pq.ParquetWriter | None = None
         self._name = ""
@@ -300,7 +313,7 @@ class TableFileWriter:
         self._buffer.append(encode_strings(conform(part, self.file_schema)))
         self._buffered += part.nbytes
         self._rows += part.num_rows
-        if self._buffered >= self.row_group_bytes:
+        if self._buffered >= self.buffer_bytes:
             self._flush()
 
     def _flush(self) -> None:
@@ -318,7 +331,8 @@ class TableFileWriter:
                 {"ARROW:schema": arrow_schema_metadata(self.file_schema)})
         # one dictionary per column chunk: the writer then takes the codes as they are
         table = pa.concat_tables(self._buffer).unify_dictionaries()
-        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        for start, length in trial_row_groups(table, self.row_group_bytes):
+            self._writer.write_table(table.slice(start, length), row_group_size=length)
         self._buffer, self._buffered = [], 0
 
     def _close_file(self) -> None:
@@ -339,6 +353,28 @@ class TableFileWriter:
         self._rows = 0
         self._sim_runs = []
         self._stats_parts = []
+
+
+def trial_row_groups(table: pa.Table, target_bytes: int) -> list[tuple[int, int]]:
+    """``(start, length)`` of the row groups ``table`` (rows in key order) is written as: cut
+    only where ``sim_trial_index`` changes, each about ``target_bytes`` (by the table's mean
+    row size). A table without the key is one row group."""
+    n = table.num_rows
+    if n == 0:
+        return []
+    if KEY not in table.column_names or n == 1:
+        return [(0, n)]
+    key = table.column(KEY)
+    key = key.combine_chunks() if key.num_chunks != 1 else key.chunk(0)
+    changes = pc.fill_null(pc.not_equal(key[1:], key[:-1]), True)
+    trial_starts = np.concatenate(([0], pc.indices_nonzero(changes).to_numpy() + 1))
+    row_bytes = table.nbytes / n
+    # a trial opens a new row group when the bytes before it pass the next multiple of the
+    # target: whole trials, groups of about the target, a big trial alone
+    bucket = np.floor(trial_starts * row_bytes / max(1, target_bytes)).astype(np.int64)
+    starts = trial_starts[np.concatenate(([True], bucket[1:] != bucket[:-1]))]
+    ends = np.append(starts[1:], n)
+    return [(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
 
 
 def write_table_files(table_root: str, table: str, schema: pa.Schema, rows: pa.Table,

@@ -131,11 +131,20 @@ class TableSnapshot:
 
 @dataclass(frozen=True)
 class Partition:
-    """The files of one dask partition and the key range ``[lo, hi]`` they are known to hold."""
+    """The files of one dask partition and the key range ``[lo, hi]`` they are known to hold.
+
+    ``row_groups``, when given, names for every file the row groups to read (the rest of the
+    file is known to hold no row wanted); ``None`` reads whole files.
+    """
 
     files: tuple[DataFile, ...]
     lo: Any
     hi: Any
+    row_groups: tuple[tuple[int, ...] | None, ...] | None = None
+
+    def __dask_tokenize__(self) -> tuple:
+        # files are immutable and their paths unique: no need to hash their statistics
+        return (self.lo, self.hi, tuple(f.path for f in self.files), self.row_groups)
 
 
 class FileInfoCache:
@@ -384,12 +393,17 @@ def _partition_scalar(raw: str | None, typ: pa.DataType) -> Any:
 
 
 def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
-              row_filter: RowFilter | None = None) -> pa.Table | None:
-    """Read ``columns`` of one data file, cast to ``schema``; partition columns are filled
-    from the file's partition values, missing columns (older files) with nulls.
+              row_filter: RowFilter | None = None,
+              row_groups: Sequence[int] | None = None) -> pa.Table | None:
+    """Read ``columns`` of one data file (only ``row_groups``, when given), cast to ``schema``;
+    partition columns are filled from the file's partition values, missing columns (older
+    files) with nulls.
 
-    Returns ``None`` when a partition-value filter excludes the whole file (nothing is opened).
+    Returns ``None`` when a partition-value filter excludes the whole file or no row group is
+    wanted (nothing is opened).
     """
+    if row_groups is not None and len(row_groups) == 0:
+        return None
     part = f.partition_values
     filt = row_filter or RowFilter()
     for col, value in filt.equals:
@@ -401,7 +415,10 @@ def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
     with open_input(f.path) as src:
         pf = pq.ParquetFile(src, pre_buffer=True)
         present = [c for c in wanted if c in pf.schema_arrow.names]
-        table = pf.read(columns=present, use_threads=True)
+        if row_groups is None:
+            table = pf.read(columns=present, use_threads=True)
+        else:
+            table = pf.read_row_groups(list(row_groups), columns=present, use_threads=True)
     n = table.num_rows
     arrays = []
     for c in wanted:
@@ -431,16 +448,21 @@ def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
 
 def read_files(files: Iterable[DataFile], columns: Sequence[str], schema: pa.Schema,
                row_filter: RowFilter | None = None, sort_key: str | None = KEY,
-               parallel: bool = False) -> pa.Table:
+               parallel: bool = False,
+               row_groups: Sequence[Sequence[int] | None] | None = None) -> pa.Table:
     """Read and concatenate files (in the given order), then stable-sort by ``sort_key``
-    unless already sorted."""
+    unless already sorted. ``row_groups`` optionally names the row groups to read of each
+    file (``None`` for a whole file)."""
     files = list(files)
+    groups = [None] * len(files) if row_groups is None else list(row_groups)
     cols = list(dict.fromkeys(list(columns) + ([sort_key] if sort_key else [])))
     if parallel and len(files) > 1:
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            parts = list(pool.map(lambda f: read_file(f, cols, schema, row_filter), files))
+            parts = list(pool.map(lambda fg: read_file(fg[0], cols, schema, row_filter, fg[1]),
+                                  zip(files, groups, strict=True)))
     else:
-        parts = [read_file(f, cols, schema, row_filter) for f in files]
+        parts = [read_file(f, cols, schema, row_filter, g)
+                 for f, g in zip(files, groups, strict=True)]
     tables = [t for t in parts if t is not None]
     if not tables:
         table = schema_subset(schema, cols).empty_table()

@@ -44,6 +44,7 @@ from simlake.adapter.frames import (
     metadata_frame,
     spike_frame,
 )
+from simlake.adapter.trialframe import FrameParts, TrialFrame
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def read_partition(partition: Partition, columns: Sequence | None = None, *,
     Module-level with a ``columns=`` keyword so dask pushes column projections down.
     """
     table = df_.read_files(partition.files, spec.shape.delta_columns(columns), spec.schema,
-                           spec.row_filter)
+                           spec.row_filter, row_groups=partition.row_groups)
     if table.num_rows:
         key = table.column(KEY)
         first, last = key[0].as_py(), key[-1].as_py()
@@ -198,8 +199,9 @@ class TableReader:
                     stacklevel=4,
                 )
             spec = ReadSpec(snap.schema, shape, row_filter, label)
-            return dd.from_map(read_partition, plan.partitions, divisions=plan.divisions,
-                               meta=meta, label=f"read-{label}", spec=spec)
+            parts = FrameParts(read_partition, tuple(plan.partitions), plan.divisions, meta,
+                               label, spec)
+            return TrialFrame(parts, self.cache)
 
     # -- voltage traces ----------------------------------------------------------------------
 
