@@ -211,3 +211,18 @@ def test_the_frame_is_a_dask_frame_and_pickles(db, corpus, expected):
     sti = corpus.visible[5].sti
     _assert_same(back.loc[sti].compute(), expected["voltage_traces"].loc[[sti]])
     _assert_same(frame.compute(), expected["voltage_traces"])
+
+
+def test_activation_frame_sizes_itself_from_footers(db, expected, counting):
+    """K (the activation columns) comes from the longest lists the writer recorded in the
+    footers: building the frame reads no activation times."""
+    fresh = DataBase(db.basedir)
+    counting.counts.clear()
+    frame = fresh["synapse_activation"]
+    assert list(frame.columns) == list(expected["synapse_activation"].columns)
+    for f in _files(db, "synapse_activation"):
+        # two footer reads (key range, longest lists), each of the file's last 64 KiB at least;
+        # reading a column would read its bytes once more
+        footer_read = min(os.path.getsize(f.path),
+                          max(64 * 1024, pq.ParquetFile(f.path).metadata.serialized_size + 8))
+        assert counting.counts[f.path] <= 2 * footer_read

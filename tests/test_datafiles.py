@@ -201,3 +201,26 @@ def test_encoded_strings_are_written_as_plain_strings(tmp_path):
     stats = json.loads(f.stats)
     assert stats["minValues"] == {"sim_trial_index": "results/a/000000", "sim_run": "results/a"}
     assert stats["maxValues"] == {"sim_trial_index": "results/b/000001", "sim_run": "results/b"}
+
+
+def test_footer_records_the_longest_list_per_sim_run(tmp_path):
+    from simlake.datafiles import LIST_LENGTHS_KEY, encode_strings
+
+    def rows(sim_run: str, lengths: list[int]) -> pa.Table:
+        n = len(lengths)
+        return pa.table({
+            "sim_trial_index": [schemas.sim_trial_index(sim_run, 0)] * n,
+            "sim_run": [sim_run] * n, "trialnr": [0] * n,
+            "presynaptic_cell_type": ["L4ss"] * n, "cell_ID": list(range(n)),
+            "spike_times": [None if k < 0 else [1.0] * k for k in lengths],
+        }, schema=schemas.CELL_ACTIVATION)
+
+    parts = {"results/a": [2, 0, 5], "results/b": [-1, 1], "results/c": [0]}
+    writer = TableFileWriter(str(tmp_path), "cell_activation", schemas.CELL_ACTIVATION)
+    for i, (run, lengths) in enumerate(parts.items()):
+        part = rows(run, lengths)
+        writer.add(encode_strings(part) if i == 1 else part)  # as decoders hand them over
+    [f] = writer.close()
+    footer = pq.ParquetFile(os.path.join(str(tmp_path), f.path)).metadata.metadata
+    recorded = json.loads(footer[LIST_LENGTHS_KEY.encode()])
+    assert recorded == {"spike_times": {run: max(max(v), 0) for run, v in parts.items()}}

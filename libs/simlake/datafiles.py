@@ -84,6 +84,12 @@ def _leaf(field: pa.Field) -> str:
 FOOTER_STATISTICS = STATS_COLUMNS + ("trialnr", "recording_site", "threshold", "t")
 
 
+#: Footer key of the longest list of every list column per sim-run folder (JSON
+#: ``{column: {sim_run: length}}``): readers size the activation frames (``K``) from footers
+#: instead of scanning every list of the table.
+LIST_LENGTHS_KEY = "simlake.max_list_length"
+
+
 def statistics_columns(schema: pa.Schema) -> list[str]:
     """Leaf columns of a data file of ``schema`` with Parquet min/max statistics
     (:data:`FOOTER_STATISTICS`)."""
@@ -250,6 +256,9 @@ class TableFileWriter:
         self._rows = 0
         self._sim_runs: list[str] = []
         self._stats_parts: list[pa.Table] = []
+        self._list_columns = [f.name for f in self.file_schema if pa.types.is_list(f.type)
+                              and f.name not in TRACE_COLUMNS]
+        self._list_max: dict[str, dict[str, int]] = {}
 
     def add(self, rows: pa.Table) -> None:
         """Append ``rows`` (columns of the table schema, partition columns included)."""
@@ -310,11 +319,26 @@ class TableFileWriter:
             if s not in self._sim_runs:
                 self._sim_runs.append(s)
         self._stats_parts.append(encode_strings(part.select(self.stats_columns)))
+        self._note_list_lengths(part)
         self._buffer.append(encode_strings(conform(part, self.file_schema)))
         self._buffered += part.nbytes
         self._rows += part.num_rows
         if self._buffered >= self.buffer_bytes:
             self._flush()
+
+    def _note_list_lengths(self, part: pa.Table) -> None:
+        """Track the longest list of each list column per sim-run (see LIST_LENGTHS_KEY)."""
+        for name in self._list_columns:
+            lengths = pc.fill_null(pc.list_value_length(part.column(name)), 0)
+            runs = part.column("sim_run")
+            if pa.types.is_dictionary(runs.type):
+                runs = runs.cast(runs.type.value_type)
+            agg = pa.table({"sim_run": runs, "k": lengths}).group_by("sim_run").aggregate(
+                [("k", "max")])
+            seen = self._list_max.setdefault(name, {})
+            for run, k in zip(agg.column("sim_run").to_pylist(),
+                              agg.column("k_max").to_pylist(), strict=True):
+                seen[run] = max(seen.get(run, 0), k)
 
     def _flush(self) -> None:
         if not self._buffer:
@@ -339,6 +363,8 @@ class TableFileWriter:
         self._flush()
         if self._writer is None:
             return
+        if self._list_max:
+            self._writer.add_key_value_metadata({LIST_LENGTHS_KEY: json.dumps(self._list_max)})
         self._writer.close()
         path = os.path.join(self.table_root, self._name)
         stat = os.stat(path)
@@ -353,6 +379,7 @@ class TableFileWriter:
         self._rows = 0
         self._sim_runs = []
         self._stats_parts = []
+        self._list_max = {}
 
 
 def trial_row_groups(table: pa.Table, target_bytes: int) -> list[tuple[int, int]]:

@@ -55,6 +55,10 @@ PREFIX_LENGTH_PROPERTY = "simlake.statsStringPrefixLength"
 #: bytes by default. Footer values shorter than this are trusted as exact.
 FOOTER_TRUST_BYTES = 64
 
+#: ``created_by`` prefix of Parquet C++ (pyarrow; the ingest's writer): it never truncates
+#: statistics (it leaves out values too long to keep), so its string bounds are exact.
+EXACT_WRITERS = ("parquet-cpp",)
+
 #: Threads for per-file work (footers, scans, small tables): I/O bound.
 IO_THREADS = min(16, (os.cpu_count() or 1) * 4)
 
@@ -247,6 +251,19 @@ def exact_string_stat(value: Any, max_chars: int, max_bytes: int | None = None,
     return pattern is None or pattern.fullmatch(value) is not None
 
 
+def exact_writer(md: pq.FileMetaData) -> bool:
+    """Whether the file's writer records untruncated statistics (:data:`EXACT_WRITERS`)."""
+    return (md.created_by or "").startswith(EXACT_WRITERS)
+
+
+def exact_footer_stat(value: Any, exact: bool, pattern: re.Pattern[str] | None) -> bool:
+    """Whether a footer min/max is the exact value: any value of an exact writer; of other
+    writers (which may truncate strings), numbers and short complete keys."""
+    if not isinstance(value, str) or exact:
+        return True
+    return exact_string_stat(value, 1 << 30, FOOTER_TRUST_BYTES, pattern)
+
+
 def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> tuple | None:
     with open_input(f.path) as src:
         md = pq.ParquetFile(src).metadata
@@ -259,6 +276,7 @@ def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> 
     )
     if leaf is None:
         return None
+    exact = exact_writer(md)
     lo = hi = None
     for g in range(md.num_row_groups):
         st = md.row_group(g).column(leaf).statistics
@@ -267,8 +285,7 @@ def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> 
         if st.null_count:
             return None
         for v in (st.min, st.max):
-            if isinstance(v, str) and not exact_string_stat(v, 1 << 30, FOOTER_TRUST_BYTES,
-                                                            pattern):
+            if not exact_footer_stat(v, exact, pattern):
                 return None
         lo = st.min if lo is None else min(lo, st.min)
         hi = st.max if hi is None else max(hi, st.max)

@@ -16,26 +16,15 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from simlake.adapter.deltafiles import (
-    FOOTER_TRUST_BYTES,
     STI_PATTERN,
     DataFile,
     FileInfoCache,
-    exact_string_stat,
+    exact_footer_stat,
+    exact_writer,
     open_input,
 )
 
-#: ``created_by`` prefix of Parquet C++ (pyarrow), the ingest's writer: it never truncates
-#: statistics (it drops values too long to keep), so its string bounds are exact.
-EXACT_WRITERS = ("parquet-cpp",)
-
 Range = tuple[Any, Any] | None
-
-
-def _bound_ok(value: Any, exact_writer: bool, pattern: re.Pattern[str] | None) -> bool:
-    if not isinstance(value, str) or exact_writer:
-        return True
-    # other writers may truncate long strings; a short complete key was never truncated
-    return exact_string_stat(value, 1 << 30, FOOTER_TRUST_BYTES, pattern)
 
 
 def footer_ranges(path: str, column: str, pattern: re.Pattern[str] | None = STI_PATTERN
@@ -50,12 +39,12 @@ def footer_ranges(path: str, column: str, pattern: re.Pattern[str] | None = STI_
                  if md.row_group(0).column(j).path_in_schema == column), None)
     if leaf is None:
         return (None,) * md.num_row_groups
-    exact_writer = (md.created_by or "").startswith(EXACT_WRITERS)
+    exact = exact_writer(md)
     out: list[Range] = []
     for g in range(md.num_row_groups):
         st = md.row_group(g).column(leaf).statistics
         if st is None or not st.has_min_max or not all(
-                _bound_ok(v, exact_writer, pattern) for v in (st.min, st.max)):
+                exact_footer_stat(v, exact, pattern) for v in (st.min, st.max)):
             out.append(None)
         else:
             out.append((st.min, st.max))

@@ -8,6 +8,7 @@ The ``metadata`` table is the completion record: rows of the other per-trial tab
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import warnings
@@ -45,6 +46,7 @@ from simlake.adapter.frames import (
     spike_frame,
 )
 from simlake.adapter.trialframe import FrameParts, TrialFrame
+from simlake.datafiles import LIST_LENGTHS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -477,8 +479,16 @@ def _distinct_axes(f: DataFile) -> list[np.ndarray]:
 
 
 def _k_by_sim_run(f: DataFile, list_column: str) -> pa.Table:
+    """The longest list of ``list_column`` per sim-run in one file: from the footer where the
+    writer recorded it, else by reading the column."""
     with df_.open_input(f.path) as src:
-        t = pq.ParquetFile(src).read(columns=["sim_run", list_column])
+        pf = pq.ParquetFile(src)
+        recorded = json.loads((pf.metadata.metadata or {}).get(
+            LIST_LENGTHS_KEY.encode(), b"{}")).get(list_column)
+        if recorded is not None:
+            return pa.table({"sim_run": pa.array(list(recorded), pa.string()),
+                             "k": pa.array(list(recorded.values()), pa.int32())})
+        t = pf.read(columns=["sim_run", list_column])
     lengths = pc.fill_null(pc.list_value_length(df_.plain(t.column(list_column))), 0)
     t = pa.table({"sim_run": df_.plain(t.column("sim_run")), "k": lengths})
     agg = t.group_by("sim_run").aggregate([("k", "max")])
