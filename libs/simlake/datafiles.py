@@ -319,23 +319,27 @@ class TableFileWriter:
             if s not in self._sim_runs:
                 self._sim_runs.append(s)
         self._stats_parts.append(encode_strings(part.select(self.stats_columns)))
-        self._note_list_lengths(part)
+        self._note_list_lengths(part, sim_runs)
         self._buffer.append(encode_strings(conform(part, self.file_schema)))
         self._buffered += part.nbytes
         self._rows += part.num_rows
         if self._buffered >= self.buffer_bytes:
             self._flush()
 
-    def _note_list_lengths(self, part: pa.Table) -> None:
+    def _note_list_lengths(self, part: pa.Table, sim_runs: list[str]) -> None:
         """Track the longest list of each list column per sim-run (see LIST_LENGTHS_KEY)."""
         for name in self._list_columns:
             lengths = pc.fill_null(pc.list_value_length(part.column(name)), 0)
+            seen = self._list_max.setdefault(name, {})
+            if len(sim_runs) == 1:  # the usual part: one folder's file(s), no grouping
+                k = pc.max(lengths).as_py() or 0
+                seen[sim_runs[0]] = max(seen.get(sim_runs[0], 0), k)
+                continue
             runs = part.column("sim_run")
             if pa.types.is_dictionary(runs.type):
                 runs = runs.cast(runs.type.value_type)
             agg = pa.table({"sim_run": runs, "k": lengths}).group_by("sim_run").aggregate(
                 [("k", "max")])
-            seen = self._list_max.setdefault(name, {})
             for run, k in zip(agg.column("sim_run").to_pylist(),
                               agg.column("k_max").to_pylist(), strict=True):
                 seen[run] = max(seen.get(run, 0), k)
@@ -391,10 +395,8 @@ def trial_row_groups(table: pa.Table, target_bytes: int) -> list[tuple[int, int]
         return []
     if KEY not in table.column_names or n == 1:
         return [(0, n)]
-    key = table.column(KEY)
-    key = key.combine_chunks() if key.num_chunks != 1 else key.chunk(0)
-    changes = pc.fill_null(pc.not_equal(key[1:], key[:-1]), True)
-    trial_starts = np.concatenate(([0], pc.indices_nonzero(changes).to_numpy() + 1))
+    codes = _key_codes(table.column(KEY))
+    trial_starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
     row_bytes = table.nbytes / n
     # a trial opens a new row group when the bytes before it pass the next multiple of the
     # target: whole trials, groups of about the target, a big trial alone
@@ -402,6 +404,21 @@ def trial_row_groups(table: pa.Table, target_bytes: int) -> list[tuple[int, int]
     starts = trial_starts[np.concatenate(([True], bucket[1:] != bucket[:-1]))]
     ends = np.append(starts[1:], n)
     return [(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
+
+
+def _key_codes(key: pa.ChunkedArray) -> np.ndarray:
+    """An integer per row, equal where the keys are equal (neighbours compared only)."""
+    first = key.chunk(0) if key.num_chunks else None
+    if first is not None and pa.types.is_dictionary(key.type) and all(
+            c.dictionary.equals(first.dictionary) for c in key.chunks[1:]):
+        # one dictionary (the writer unifies them): compare codes, not strings (10x faster)
+        return np.concatenate([c.indices.fill_null(-1).to_numpy() for c in key.chunks])
+    plain = key.combine_chunks() if key.num_chunks != 1 else first
+    if pa.types.is_dictionary(plain.type):
+        plain = plain.dictionary_decode()
+    changes = pc.fill_null(pc.not_equal(plain[1:], plain[:-1]), True).to_numpy(
+        zero_copy_only=False)
+    return np.concatenate(([0], np.cumsum(changes)))
 
 
 def write_table_files(table_root: str, table: str, schema: pa.Schema, rows: pa.Table,
