@@ -158,6 +158,11 @@ class FileInfoCache:
         self._data: dict[tuple[str, Hashable], Any] = {}
         self._lock = threading.Lock()
 
+    def known(self, path: str, what: Hashable) -> bool:
+        """Whether ``(path, what)`` is cached already (a ``get`` would do no I/O)."""
+        with self._lock:
+            return (path, what) in self._data
+
     def get(self, path: str, what: Hashable, compute: Callable[[], Any]) -> Any:
         key = (path, what)
         with self._lock:
@@ -313,17 +318,26 @@ def _scan_range(f: DataFile, column: str) -> tuple:
     return (mm["min"].as_py(), mm["max"].as_py())
 
 
-def file_range(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInfoCache,
-               pattern: re.Pattern[str] | None = STI_PATTERN) -> tuple[Any, Any] | None:
-    """The exact ``(min, max)`` of ``column`` in ``f``; ``None`` for a file without rows."""
-    if f.num_records == 0:
-        return None
+def _log_range(snapshot: TableSnapshot, f: DataFile, column: str,
+               pattern: re.Pattern[str] | None) -> tuple[Any, Any] | None:
+    """The range from the add action's statistics when they are provably exact."""
     lo, hi, nulls = f.stat(column)
     limit = snapshot.string_prefix_length
     if (lo is not None and hi is not None and not nulls
             and (not isinstance(lo, str) or exact_string_stat(lo, limit, None, pattern))
             and (not isinstance(hi, str) or exact_string_stat(hi, limit, None, pattern))):
         return lo, hi
+    return None
+
+
+def file_range(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInfoCache,
+               pattern: re.Pattern[str] | None = STI_PATTERN) -> tuple[Any, Any] | None:
+    """The exact ``(min, max)`` of ``column`` in ``f``; ``None`` for a file without rows."""
+    if f.num_records == 0:
+        return None
+    logged = _log_range(snapshot, f, column, pattern)
+    if logged is not None:
+        return logged
 
     def compute() -> tuple:
         got = _footer_range(f, column, pattern)
@@ -339,11 +353,37 @@ def file_range(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInf
 def file_ranges(snapshot: TableSnapshot, files: Sequence[DataFile], column: str,
                 cache: FileInfoCache, pattern: re.Pattern[str] | None = STI_PATTERN
                 ) -> list[tuple[Any, Any] | None]:
-    """:func:`file_range` for many files, footers and scans read in parallel."""
-    if len(files) <= 1:
-        return [file_range(snapshot, f, column, cache, pattern) for f in files]
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return list(pool.map(lambda f: file_range(snapshot, f, column, cache, pattern), files))
+    """:func:`file_range` for many files, footers and scans read in parallel (threads only
+    for files whose range is neither in the log nor cached: starting them costs more than the
+    rest of a frame's graph)."""
+    return parallel_map(lambda f: file_range(snapshot, f, column, cache, pattern), files,
+                        lambda f: not _needs_io(snapshot, f, column, cache, pattern))
+
+
+def _needs_io(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInfoCache,
+              pattern: re.Pattern[str] | None) -> bool:
+    return (f.num_records != 0 and _log_range(snapshot, f, column, pattern) is None
+            and not cache.known(f.path, ("range", column)))
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any],
+                 cheap: Callable[[Any], bool] = lambda _: False) -> list[Any]:
+    """``[fn(x) for x in items]``, the items that are not ``cheap`` on :data:`IO_THREADS`
+    threads (none are started for fewer than two)."""
+    out: list[Any] = [None] * len(items)
+    slow = []
+    for i, x in enumerate(items):
+        if cheap(x):
+            out[i] = fn(x)
+        else:
+            slow.append(i)
+    if len(slow) == 1:
+        out[slow[0]] = fn(items[slow[0]])
+    elif slow:
+        with ThreadPoolExecutor(min(IO_THREADS, len(slow))) as pool:
+            for i, value in zip(slow, pool.map(lambda i: fn(items[i]), slow), strict=True):
+                out[i] = value
+    return out
 
 
 @dataclass

@@ -7,12 +7,14 @@ The ``metadata`` table is the completion record: rows of the other per-trial tab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +119,7 @@ class TableReader:
         self.cache = cache
         #: the metadata rows when ``metadata`` is a link key (no Delta table)
         self.link_metadata = link_metadata
+        self._local = threading.local()  # snapshots opened while one frame is built
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -127,7 +130,26 @@ class TableReader:
         return df_.is_delta_table(self.path(key))
 
     def snapshot(self, key: str, stats: Sequence[str] = (KEY,)) -> TableSnapshot:
-        return df_.open_table(self.path(key), stats)
+        """The table's current version (the one already opened for the frame being built:
+        a frame reads one version of each table, and opening a log costs ~8 ms)."""
+        memo = getattr(self._local, "snapshots", None)
+        if memo is None:
+            return df_.open_table(self.path(key), stats)
+        if (key, tuple(stats)) not in memo:
+            memo[key, tuple(stats)] = df_.open_table(self.path(key), stats)
+        return memo[key, tuple(stats)]
+
+    @contextlib.contextmanager
+    def one_frame(self) -> Iterator[None]:
+        """Within it, each table's log is opened once (see :meth:`snapshot`)."""
+        outer = getattr(self._local, "snapshots", None)
+        if outer is None:
+            self._local.snapshots = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._local.snapshots = None
 
     def _column_values(self, f: DataFile, column: str, what: str) -> Any:
         """Cached per-file aggregate of one column (``unique`` values)."""
@@ -209,14 +231,15 @@ class TableReader:
 
     def voltage_traces(self, key: str = "voltage_traces", site: str | None = None
                        ) -> dd.DataFrame:
-        snap = self.snapshot(key, stats=(KEY, "recording_site"))
-        files, equals = self._site_files(snap, site)
-        row_filter = RowFilter(equals, self.completed_sim_runs())
-        axis = self.hashed_time_axis(snap, files) if key == "voltage_traces" else None
-        shape = VoltageShape(axis, read_t=False) if axis is not None else \
-            VoltageShape(self.time_axis(snap, files, row_filter))
-        return self.dask_frame(snap, files, shape, row_filter,
-                               key if site is None else f"{key}-{site}")
+        with self.one_frame():
+            snap = self.snapshot(key, stats=(KEY, "recording_site"))
+            files, equals = self._site_files(snap, site)
+            row_filter = RowFilter(equals, self.completed_sim_runs())
+            axis = self.hashed_time_axis(snap, files) if key == "voltage_traces" else None
+            shape = VoltageShape(axis, read_t=False) if axis is not None else \
+                VoltageShape(self.time_axis(snap, files, row_filter))
+            return self.dask_frame(snap, files, shape, row_filter,
+                                   key if site is None else f"{key}-{site}")
 
     def hashed_time_axis(self, snap: TableSnapshot, files: Sequence[DataFile]
                          ) -> np.ndarray | None:
@@ -264,9 +287,9 @@ class TableReader:
         if not ordered:
             return np.empty(0)
         first = self.cache.get(ordered[0].path, "first_t", lambda: _first_t(ordered[0]))
-        with ThreadPoolExecutor(df_.IO_THREADS) as pool:
-            checks = list(pool.map(
-                lambda f: self.cache.get(f.path, "t_footer", lambda: _t_footer(f)), ordered))
+        checks = df_.parallel_map(
+            lambda f: self.cache.get(f.path, "t_footer", lambda: _t_footer(f)), ordered,
+            lambda f: self.cache.known(f.path, "t_footer"))
         m = len(first)
         if m and (np.diff(first) > 0).all():
             lo, hi = float(first[0]), float(first[-1])
@@ -290,11 +313,12 @@ class TableReader:
 
     def activation(self, key: str) -> dd.DataFrame:
         scalars, list_column = ACTIVATION[key]
-        snap = self.snapshot(key)
-        row_filter = RowFilter((), self.completed_sim_runs())
-        k = self.list_k(key, snap, snap.files, list_column, row_filter)
-        return self.dask_frame(snap, snap.files, ActivationShape(scalars, list_column, k),
-                               row_filter, key)
+        with self.one_frame():
+            snap = self.snapshot(key)
+            row_filter = RowFilter((), self.completed_sim_runs())
+            k = self.list_k(key, snap, snap.files, list_column, row_filter)
+            return self.dask_frame(snap, snap.files, ActivationShape(scalars, list_column, k),
+                                   row_filter, key)
 
     def list_k(self, key: str, snap: TableSnapshot, files: Sequence[DataFile],
                list_column: str, row_filter: RowFilter) -> int:
@@ -309,11 +333,11 @@ class TableReader:
                 if col.null_count == 0:
                     return int(pc.max(col).as_py() or 0) if len(col) else 0
         keep = row_filter.sim_runs
-        with ThreadPoolExecutor(df_.IO_THREADS) as pool:
-            per_file = list(pool.map(
-                lambda f: self.cache.get(f.path, ("k", list_column),
-                                         lambda: _k_by_sim_run(f, list_column)),
-                [f for f in files if f.num_records != 0]))
+        per_file = df_.parallel_map(
+            lambda f: self.cache.get(f.path, ("k", list_column),
+                                     lambda: _k_by_sim_run(f, list_column)),
+            [f for f in files if f.num_records != 0],
+            lambda f: self.cache.known(f.path, ("k", list_column)))
         best = 0
         for t in per_file:
             if keep is not None:

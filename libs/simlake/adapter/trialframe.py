@@ -68,8 +68,9 @@ class TrialFrame(dd.DataFrame):
 
     def __init__(self, parts: FrameParts, cache: FileInfoCache | None = None) -> None:
         super().__init__(parts.frame().expr)
-        self._parts = parts
-        self._cache = cache if cache is not None else FileInfoCache()
+        # not through dask's __setattr__, which looks the name up among 10^4 column labels
+        object.__setattr__(self, "_parts", parts)
+        object.__setattr__(self, "_cache", cache if cache is not None else FileInfoCache())
 
     def __reduce__(self) -> tuple:
         return (TrialFrame, (self._parts,))  # the cache is rebuilt, not pickled
