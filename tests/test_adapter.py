@@ -242,7 +242,8 @@ def test_loc_reads_exactly_one_data_file(db, corpus, counting, key):
     for tr in (corpus.visible[0], corpus.visible[7], corpus.visible[-1]):
         counting.opened.clear()
         got = frame.loc[tr.sti].compute()
-        assert counting.opened == [_file_holding(os.path.join(db.basedir, key), tr.sti)]
+        # the footer (for the row groups holding the key), then the rows: one file
+        assert set(counting.opened) == {_file_holding(os.path.join(db.basedir, key), tr.sti)}
         assert_same(got, want.loc[[tr.sti]])
 
 
@@ -251,7 +252,7 @@ def test_loc_on_dendritic_site_reads_one_file(db, corpus, counting):
     tr = corpus.visible[4]
     counting.opened.clear()
     got = frame.loc[tr.sti].compute()
-    assert len(counting.opened) == 1
+    assert len(set(counting.opened)) == 1
     assert f"recording_site={ac.SITES[1]}" in counting.opened[0]
     assert_same(got, ac.expected_dendritic(corpus, ac.SITES[1]).loc[[tr.sti]])
 
@@ -272,7 +273,7 @@ def test_overlapping_files_are_merged_with_a_warning(corpus, tmp_path, counting)
     tr = corpus.visible[4]  # held by the second (overlapped) file
     counting.opened.clear()
     assert_same(sa.loc[tr.sti].compute(), ac.expected_synapses(corpus).loc[[tr.sti]])
-    assert len(counting.opened) == 2  # the merged partition's two files
+    assert len(set(counting.opened)) == 2  # the merged partition's two files
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         db["voltage_traces"]  # no warning for the well laid-out tables

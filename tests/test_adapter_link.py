@@ -170,7 +170,7 @@ def test_optimize_materialises_link_keys(raw, expected, tmp_path, monkeypatch):
     assert fs.opened == []
     sti = expected["trials"][4]
     got = frame.loc[sti].compute()
-    assert len(fs.opened) == 1
+    assert len(set(fs.opened)) == 1  # its footer (row groups holding sti), then those rows
     pd.testing.assert_frame_equal(got, expected["voltage_traces"].loc[[sti]],
                                   check_exact=True)
 
