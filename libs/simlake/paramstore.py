@@ -3,8 +3,8 @@
 Two passes of work that a ``run(fn, items)`` callable spreads out (Spark executors in the
 ingest, a plain loop in tests):
 
-1. every folder's param files are hashed, and each md5's recorded outcome is read from the
-   database (``simlake.paramrecords``);
+1. every folder's param files are hashed; here, each distinct md5's recorded outcome is read
+   from the database (``simlake.paramrecords``), once;
 2. each md5 with no outcome yet is stored once, from one folder's copy (neuron files first when a
    network file needs its folder's morphology as a hint, so at most two rounds).
 
@@ -60,21 +60,14 @@ def local_runner(fn: Callable[[Any], Any], items: list) -> list:
     return [fn(item) for item in items]
 
 
-class HashFile:
-    """Pass 1 for one ``(kind, path)``: ``(kind, path, md5, error, recorded outcome as JSON)``."""
-
-    def __init__(self, db_root: str) -> None:
-        self.db_root = db_root
-
-    def __call__(self, item: tuple[str, str]) -> tuple:
-        kind, path = item
-        try:
-            with open(path, "rb") as fh:
-                digest = hashlib.md5(fh.read()).hexdigest()
-        except OSError as exc:
-            return kind, path, None, f"cannot read: {exc.strerror or exc}", None
-        outcome = read_outcome(self.db_root, kind, digest)
-        return kind, path, digest, None, outcome.to_json() if outcome else None
+def hash_file(item: tuple[str, str]) -> tuple:
+    """Pass 1 for one ``(kind, path)``: ``(kind, path, md5, error)``."""
+    kind, path = item
+    try:
+        with open(path, "rb") as fh:
+            return kind, path, hashlib.md5(fh.read()).hexdigest(), None
+    except OSError as exc:
+        return kind, path, None, f"cannot read: {exc.strerror or exc}"
 
 
 class StoreFile:
@@ -125,10 +118,12 @@ def store_folders(folders: Sequence[FolderFiles], db_root: str, run: Runner = lo
     files = [(kind, f.path(kind)) for f in folders for kind in KINDS if f.path(kind)]
     hashed: dict[tuple[str, str], tuple[str | None, str | None]] = {}
     outcomes: dict[tuple[str, str], Outcome] = {}
-    for kind, path, digest, error, recorded in run(HashFile(db_root), files):
+    for kind, path, digest, error in run(hash_file, files):
         hashed[kind, path] = (digest, error)
+    for kind, digest in {(kind, d) for (kind, _), (d, _) in hashed.items() if d}:
+        recorded = read_outcome(db_root, kind, digest)  # once per distinct md5, here
         if recorded is not None:
-            outcomes[kind, digest] = Outcome.from_json(recorded)
+            outcomes[kind, digest] = recorded
 
     errors: dict[tuple[str, str], str] = {}  # (kind, md5) -> why it could not be stored
 
