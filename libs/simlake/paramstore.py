@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simlake.paramfiles import Scanner, resolve_written, store_outcome
+from simlake.paramfiles import Scanner, store_outcome
 from simlake.paramparse import scan_param_text
 from simlake.paramrecords import MissingReference, Outcome, read_outcome
+from simlake.paramrefs import resolve_written
 
 Runner = Callable[[Callable[[Any], Any], list], list]
 KINDS = ("neuron", "network")
