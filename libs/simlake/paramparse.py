@@ -365,9 +365,14 @@ def replace_spans(text: str, spans: Mapping[KeyPath, tuple[int, int]],
                   replacements: Mapping[KeyPath, str]) -> str:
     """``text`` with the literal at each span replaced by a literal of its new value."""
     out, prev = [], 0
+    quoted: dict[tuple[str, str], str] = {}  # a network file names one .syn many times
     for begin, end, new in sorted((*spans[k], v) for k, v in replacements.items()):
         out.append(text[prev:begin])
-        out.append(quote_like(new, text[begin:end]))
+        quote = text[begin]
+        literal = quoted.get((new, quote))
+        if literal is None:
+            literal = quoted[new, quote] = quote_like(new, text[begin:end])
+        out.append(literal)
         prev = end
     out.append(text[prev:])
     return "".join(out)
