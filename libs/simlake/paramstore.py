@@ -112,19 +112,24 @@ def _hint(outcome: Outcome | None, neuron_path: str | None) -> str | None:
 
 
 def store_folders(folders: Sequence[FolderFiles], db_root: str, run: Runner = local_runner,
-                  scan: Scanner = scan_param_text) -> list[FolderParams]:
+                  scan: Scanner = scan_param_text, known_in: Sequence[str] = ()
+                  ) -> list[FolderParams]:
     """Store the param files of ``folders`` in ``db_root``, each distinct md5 once; returns
     one :class:`FolderParams` per folder, in order. ``run(fn, items)`` applies ``fn`` to every
-    item (anywhere: the functions are picklable); ``scan`` is the parser."""
+    item (anywhere: the functions are picklable); ``scan`` is the parser. An md5 recorded in
+    one of the databases ``known_in`` (checked after ``db_root``) takes that outcome, stored
+    nowhere else (a strict run checks its param files in a scratch folder)."""
     files = [(kind, f.path(kind)) for f in folders for kind in KINDS if f.path(kind)]
     hashed: dict[tuple[str, str], tuple[str | None, str | None]] = {}
     outcomes: dict[tuple[str, str], Outcome] = {}
     for kind, path, digest, error in run(hash_file, files):
         hashed[kind, path] = (digest, error)
     for kind, digest in {(kind, d) for (kind, _), (d, _) in hashed.items() if d}:
-        recorded = read_outcome(db_root, kind, digest)  # once per distinct md5, here
-        if recorded is not None:
-            outcomes[kind, digest] = recorded
+        for root in (db_root, *known_in):
+            recorded = read_outcome(root, kind, digest)  # once per distinct md5, here
+            if recorded is not None:
+                outcomes[kind, digest] = recorded
+                break
 
     errors: dict[tuple[str, str], str] = {}  # (kind, md5) -> why it could not be stored
 
