@@ -526,3 +526,14 @@ def test_an_md5_known_in_another_database_is_not_stored_again(sources, tmp_path)
     checked = store_folders(folders, scratch, local_runner, scan=scans, known_in=[db])
     assert scans.calls == [] and not os.path.exists(scratch)
     assert checked == first
+
+
+def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_path):
+    def broken(text, path, locate=False):
+        raise RuntimeError("boom\nsecond line")
+
+    folders = _folders(tmp_path, sources, [open(sources["network"]).read()] * 2, "u")
+    results = store_folders(folders, str(tmp_path / "db"), local_runner, scan=broken)
+    for f, result in zip(folders, results, strict=True):
+        assert (result.hash_neuron, result.hash_network) == (None, None)
+        assert (f.network, "network_param", "RuntimeError: boom second line") in result.rejections

@@ -85,6 +85,8 @@ class StoreFile:
                                                   morphology_hint=hint, scan=self.scan)
         except OSError as exc:
             return kind, digest, None, f"cannot read: {exc.strerror or exc}", False
+        except Exception as exc:  # noqa: BLE001 - one bad file is reported, the run goes on
+            return kind, digest, None, " ".join(f"{type(exc).__name__}: {exc}".split()), False
         if outcome.md5 != digest:  # the file changed between the passes: its own outcome
             return kind, digest, None, "changed while being stored", parsed
         return kind, digest, outcome.to_json(), None, parsed
