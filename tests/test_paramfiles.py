@@ -515,3 +515,25 @@ def test_a_missing_file_named_by_many_cell_types_is_one_line_per_folder(sources,
         lines = [r for _, kind, r in result.rejections if kind == "network_param_reference"]
         assert lines == ["reference network.L0.synapses.distributionFile (and 49 more) -> "
                          "/gone/all.syn not stored: no such file"]
+
+
+def test_an_md5_known_in_another_database_is_not_stored_again(sources, tmp_path):
+    """Strict runs check param files in a scratch folder: what the database knows is reused."""
+    folders = _folders(tmp_path, sources, [open(sources["network"]).read()], "k")
+    db, scratch = str(tmp_path / "db"), str(tmp_path / "scratch")
+    first = store_folders(folders, db, local_runner)
+    scans = CountingScan()
+    checked = store_folders(folders, scratch, local_runner, scan=scans, known_in=[db])
+    assert scans.calls == [] and not os.path.exists(scratch)
+    assert checked == first
+
+
+def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_path):
+    def broken(text, path, locate=False):
+        raise RuntimeError("boom\nsecond line")
+
+    folders = _folders(tmp_path, sources, [open(sources["network"]).read()] * 2, "u")
+    results = store_folders(folders, str(tmp_path / "db"), local_runner, scan=broken)
+    for f, result in zip(folders, results, strict=True):
+        assert (result.hash_neuron, result.hash_network) == (None, None)
+        assert (f.network, "network_param", "RuntimeError: boom second line") in result.rejections

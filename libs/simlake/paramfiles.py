@@ -33,6 +33,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from simlake.errors import SimrunFormatError
 from simlake.fsutil import create_once, put_content_addressed
@@ -46,6 +47,7 @@ from simlake.paramparse import (
     replace_spans,
     rewrite_param_text,  # noqa: F401 - part of this module's interface
     scan_param_text,
+    string_value,
 )
 from simlake.paramrecords import MissingReference, Outcome, read_outcome, write_outcome
 from simlake.paramrefs import (  # noqa: F401 - Reference, resolve_reference: this interface
@@ -276,14 +278,26 @@ def known_outcome(db_root: str, kind: Kind, md5: str) -> Outcome | None:
     return outcome
 
 
-def _reference_spans(scanned: Scanned, text: str, key_paths: list[KeyPath], src_path: str
+def _reference_spans(scanned: Scanned, text: str, values: dict[KeyPath, str], src_path: str
                      ) -> dict[KeyPath, tuple[int, int]]:
-    spans = {}
+    """The span of the literal at each key path of ``values``: where the fast parser located
+    it, each span checked to hold a literal of the value there (a cheap guard: never store a
+    corrupted file), else located by ``ast``."""
+    spans: dict[KeyPath, Any] = {}
     if scanned.locations is not None:
-        spans = {k: scanned.locations.span(k) for k in key_paths}
-    if not spans or any(span is None for span in spans.values()):
-        spans = ast_spans(text, key_paths, src_path)  # a text the fast parser did not take
-    return spans
+        spans = {k: scanned.locations.span(k) for k in values}
+        literals: dict[str, Any] = {}
+        for key_path, span in spans.items():
+            if span is None:
+                break
+            literal = text[span[0]:span[1]]
+            if literal not in literals:
+                literals[literal] = string_value(literal)
+            if literals[literal] != values[key_path]:
+                break
+        else:
+            return spans
+    return ast_spans(text, list(values), src_path)  # a text the fast parser did not take
 
 
 def store_parameter_file(src_path: str, db_root: str, kind: Kind, verify: bool = False,
@@ -344,15 +358,17 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
 
     store = _Store(db_root, morphology_hint)
     replacements: dict[KeyPath, str] = {}
+    written: dict[KeyPath, str] = {}
     refs = referenced_files(scanned.value, kind, base_dir=os.path.dirname(src_path))
     for ref in refs:
         try:
             replacements[ref.key_path] = store.store(ref.category, ref.abspath, ref.key)
+            written[ref.key_path] = ref.path
         except _Missing as exc:
             store.missing.append(MissingReference(ref.key, ref.path, str(exc)))
     new_text = text
     if replacements:
-        spans = _reference_spans(scanned, text, list(replacements), src_path)
+        spans = _reference_spans(scanned, text, written, src_path)
         new_text = replace_spans(text, spans, replacements)
     try:
         new_data = new_text.encode(codec)

@@ -108,15 +108,20 @@ class Scanned(NamedTuple):
 # the fast parser
 
 
+def string_value(token: str) -> Any:
+    """The value of one literal token of a param text (never evaluates anything)."""
+    with warnings.catch_warnings():  # an unknown escape ("\\d") stays as written, quietly
+        warnings.simplefilter("ignore")
+        return ast.literal_eval(token)
+
+
 def _json_string(token: str) -> str:
     """JSON text of a Python string literal token (no prefix, one line)."""
     if "\\" not in token:
         if token[0] == '"':
             return token
         return json.dumps(token[1:-1], ensure_ascii=False)
-    with warnings.catch_warnings():  # an unknown escape ("\\d") stays as written, quietly
-        warnings.simplefilter("ignore")
-        return json.dumps(ast.literal_eval(token), ensure_ascii=False)
+    return json.dumps(string_value(token), ensure_ascii=False)
 
 
 def _fast_scan(text: str, locate: bool) -> Scanned | None:
@@ -360,9 +365,14 @@ def replace_spans(text: str, spans: Mapping[KeyPath, tuple[int, int]],
                   replacements: Mapping[KeyPath, str]) -> str:
     """``text`` with the literal at each span replaced by a literal of its new value."""
     out, prev = [], 0
+    quoted: dict[tuple[str, str], str] = {}  # a network file names one .syn many times
     for begin, end, new in sorted((*spans[k], v) for k, v in replacements.items()):
         out.append(text[prev:begin])
-        out.append(quote_like(new, text[begin:end]))
+        quote = text[begin]
+        literal = quoted.get((new, quote))
+        if literal is None:
+            literal = quoted[new, quote] = quote_like(new, text[begin:end])
+        out.append(literal)
         prev = end
     out.append(text[prev:])
     return "".join(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 Kind = Literal["neuron", "network"]
@@ -50,7 +51,7 @@ class Reference:
     abspath: str
     category: str
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The key path as one dotted string."""
         return key_string(self.key_path)

@@ -3,8 +3,8 @@
 Two passes of work that a ``run(fn, items)`` callable spreads out (Spark executors in the
 ingest, a plain loop in tests):
 
-1. every folder's param files are hashed, and each md5's recorded outcome is read from the
-   database (``simlake.paramrecords``);
+1. every folder's param files are hashed; here, each distinct md5's recorded outcome is read
+   from the database (``simlake.paramrecords``), once;
 2. each md5 with no outcome yet is stored once, from one folder's copy (neuron files first when a
    network file needs its folder's morphology as a hint, so at most two rounds).
 
@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simlake.paramfiles import Scanner, resolve_written, store_outcome
+from simlake.paramfiles import Scanner, store_outcome
 from simlake.paramparse import scan_param_text
 from simlake.paramrecords import MissingReference, Outcome, read_outcome
+from simlake.paramrefs import resolve_written
 
 Runner = Callable[[Callable[[Any], Any], list], list]
 KINDS = ("neuron", "network")
@@ -60,21 +61,14 @@ def local_runner(fn: Callable[[Any], Any], items: list) -> list:
     return [fn(item) for item in items]
 
 
-class HashFile:
-    """Pass 1 for one ``(kind, path)``: ``(kind, path, md5, error, recorded outcome as JSON)``."""
-
-    def __init__(self, db_root: str) -> None:
-        self.db_root = db_root
-
-    def __call__(self, item: tuple[str, str]) -> tuple:
-        kind, path = item
-        try:
-            with open(path, "rb") as fh:
-                digest = hashlib.md5(fh.read()).hexdigest()
-        except OSError as exc:
-            return kind, path, None, f"cannot read: {exc.strerror or exc}", None
-        outcome = read_outcome(self.db_root, kind, digest)
-        return kind, path, digest, None, outcome.to_json() if outcome else None
+def hash_file(item: tuple[str, str]) -> tuple:
+    """Pass 1 for one ``(kind, path)``: ``(kind, path, md5, error)``."""
+    kind, path = item
+    try:
+        with open(path, "rb") as fh:
+            return kind, path, hashlib.md5(fh.read()).hexdigest(), None
+    except OSError as exc:
+        return kind, path, None, f"cannot read: {exc.strerror or exc}"
 
 
 class StoreFile:
@@ -91,6 +85,8 @@ class StoreFile:
                                                   morphology_hint=hint, scan=self.scan)
         except OSError as exc:
             return kind, digest, None, f"cannot read: {exc.strerror or exc}", False
+        except Exception as exc:  # noqa: BLE001 - one bad file is reported, the run goes on
+            return kind, digest, None, " ".join(f"{type(exc).__name__}: {exc}".split()), False
         if outcome.md5 != digest:  # the file changed between the passes: its own outcome
             return kind, digest, None, "changed while being stored", parsed
         return kind, digest, outcome.to_json(), None, parsed
@@ -118,17 +114,24 @@ def _hint(outcome: Outcome | None, neuron_path: str | None) -> str | None:
 
 
 def store_folders(folders: Sequence[FolderFiles], db_root: str, run: Runner = local_runner,
-                  scan: Scanner = scan_param_text) -> list[FolderParams]:
+                  scan: Scanner = scan_param_text, known_in: Sequence[str] = ()
+                  ) -> list[FolderParams]:
     """Store the param files of ``folders`` in ``db_root``, each distinct md5 once; returns
     one :class:`FolderParams` per folder, in order. ``run(fn, items)`` applies ``fn`` to every
-    item (anywhere: the functions are picklable); ``scan`` is the parser."""
+    item (anywhere: the functions are picklable); ``scan`` is the parser. An md5 recorded in
+    one of the databases ``known_in`` (checked after ``db_root``) takes that outcome, stored
+    nowhere else (a strict run checks its param files in a scratch folder)."""
     files = [(kind, f.path(kind)) for f in folders for kind in KINDS if f.path(kind)]
     hashed: dict[tuple[str, str], tuple[str | None, str | None]] = {}
     outcomes: dict[tuple[str, str], Outcome] = {}
-    for kind, path, digest, error, recorded in run(HashFile(db_root), files):
+    for kind, path, digest, error in run(hash_file, files):
         hashed[kind, path] = (digest, error)
-        if recorded is not None:
-            outcomes[kind, digest] = Outcome.from_json(recorded)
+    for kind, digest in {(kind, d) for (kind, _), (d, _) in hashed.items() if d}:
+        for root in (db_root, *known_in):
+            recorded = read_outcome(root, kind, digest)  # once per distinct md5, here
+            if recorded is not None:
+                outcomes[kind, digest] = recorded
+                break
 
     errors: dict[tuple[str, str], str] = {}  # (kind, md5) -> why it could not be stored
 

@@ -732,7 +732,7 @@ def _decode(batch: _Batch, scratch: str) -> None:
             # strict: checked in a scratch folder, stored once the folders are known good
             storing = pool.submit(_after_job_of(spark, group, submitted), _store_param_files,
                                   spark, scratch if opts.strict else opts.db_path, with_trials,
-                                  batch.errors)
+                                  batch.errors, opts.db_path)
         keys = (["voltage_traces"] if opts.core else []) + batch.decoded_keys()
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", group)
         try:
@@ -927,10 +927,12 @@ def _write_spikes(spark: SparkSession, db: str, key: str, source_key: str,
     return tables.replace_rows(spikes, db, key, targets, column="threshold", value=threshold)
 
 
-def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors):
-    """Store the folders' param files, each distinct md5 once (``simlake.paramstore``: the
-    hashing and storing run on the executors, the planning here); rejections go to ``errors``.
-    """
+def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors,
+                       known_in: str | None = None):
+    """Store the folders' param files in ``db``, each distinct md5 once (``simlake.paramstore``:
+    the hashing and storing run on the executors, the planning here); rejections go to
+    ``errors``. An md5 whose outcome the database ``known_in`` recorded (strict mode's real
+    database, while ``db`` is its scratch folder) is not stored again."""
     from simlake import paramstore
 
     items = [paramstore.FolderFiles(
@@ -947,7 +949,8 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
         slices = min(len(work), sc.defaultParallelism * 2)
         return sc.parallelize(work, slices).mapPartitions(executor_tasks.each(fn)).collect()
 
-    stored = paramstore.store_folders(items, db, on_executors)
+    stored = paramstore.store_folders(items, db, on_executors,
+                                      known_in=[known_in] if known_in and known_in != db else [])
     errors.add([(path, r.sim_run, kind, reason)
                 for r in stored for path, kind, reason in r.rejections])
     return {r.sim_run: {"sim_run": r.sim_run, "path_neuron": r.path_neuron,
