@@ -150,8 +150,9 @@ def _check_table(db_root: str, name: str, full: bool, report: Report
     problems = [p for found, _ in results for p in found]
     report.problems += _capped(problems, f"{name}: files")
     parts = [t for _, t in results if t is not None]
-    if not parts:
-        return None
+    if not parts:  # no readable file: the table's trials are all missing
+        names = [c for c in (KEY, "sim_run", "threshold") if c in snap.schema.names]
+        return df_.schema_subset(snap.schema, names).empty_table()
     return pa.concat_tables(parts, promote_options="default")
 
 
