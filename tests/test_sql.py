@@ -104,7 +104,9 @@ def test_out_single_files_and_folders(spark, tmp_path):
     assert os.path.isfile(par) and sorted(pd.read_parquet(par)["id"]) == [0, 1, 2, 3, 4]
     folder = sql_out.write_result(df, str(tmp_path / "result"))
     assert sorted(pd.read_parquet(folder)["id"]) == [0, 1, 2, 3, 4]
-    assert sorted(os.listdir(tmp_path)) == ["r.csv", "r.parquet", "result"]  # no leftovers
+    empty = sql_out.write_result(df.where("id < 0"), str(tmp_path / "e.csv"))
+    assert os.path.isfile(empty)
+    assert sorted(os.listdir(tmp_path)) == ["e.csv", "r.csv", "r.parquet", "result"]  # no temp
     # existing targets: refused, or with overwrite replaced when they are results
     for target in (csv, par, folder):
         with pytest.raises(sql_out.OutputRefused, match="--overwrite"):
