@@ -4,7 +4,7 @@ Both read the Delta logs, the small ``metadata`` table and the kept run records
 (:mod:`simlake.runrecords`); the big tables' data files are never opened. Where a database
 has no run records (written before simlake kept them, or by a run killed before its end),
 the history comes from the ``metadata`` table: its ``run_id`` column says which run
-completed each trial, and the Delta log when that run's files were added.
+completed each trial, and the Delta log when the files holding its rows were added.
 """
 
 from __future__ import annotations
@@ -161,17 +161,17 @@ def format_info(info: dict[str, Any]) -> list[str]:
 
 def runs_from_metadata(db_root: str) -> list[dict[str, Any]]:
     """One entry per ``run_id`` of the ``metadata`` table: trials and folders it completed,
-    and when (the add times of the data files holding its rows), oldest first."""
+    and when (the latest add time of the data files holding its rows), oldest first."""
     path = os.path.join(os.path.abspath(db_root), "metadata")
     if not df_.is_delta_table(path):
         return []
-    table = DeltaTable(path)
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = pa.table(DeltaTable(path).get_add_actions(flatten=True))
     runs: dict[str, dict[str, Any]] = {}
     for log_path, added in zip(actions.column("path").to_pylist(),
                                actions.column("modification_time").to_pylist(), strict=True):
-        file = df_._file_path(path, log_path)
-        rows = pq.read_table(file, columns=["run_id", "sim_run", "sim_trial_index"])
+        # the add action's time survives copies of the database (file mtimes do not)
+        rows = pq.read_table(df_._file_path(path, log_path),
+                             columns=["run_id", "sim_run", "sim_trial_index"])
         for run_id, group in _groups(rows, "run_id"):
             entry = runs.setdefault(run_id, {"run_id": run_id, "trials": set(),
                                              "folders": set(), "times": []})

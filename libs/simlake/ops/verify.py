@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,29 +85,44 @@ def _capped(lines: Iterable[str], what: str) -> list[str]:
 # data files
 
 
+@dataclass
+class _FileResult:
+    problems: list[str]
+    #: key rows (``sim_trial_index``, ``sim_run``, ``threshold``), kept for the tables whose
+    #: trials are counted; else None
+    rows: pa.Table | None = None
+    #: rows per ``sim_run`` of the file
+    runs: pa.Table | None = None
+
+
 def _check_file(snap: df_.TableSnapshot, f: df_.DataFile, name: str, full: bool
-                ) -> tuple[list[str], pa.Table | None]:
-    """Problems of one data file, and its key rows (``sim_trial_index``, ``sim_run``,
-    ``threshold`` where the table has them)."""
+                ) -> _FileResult:
+    """Problems of one data file, with what the trial checks need of it (small: per-trial
+    key rows only for :data:`ONCE_PER_TRIAL` and ``metadata``, else rows per sim-run)."""
     rel = os.path.relpath(f.path, snap.path)
     where = f"{name}: data file {rel}"
     if not os.path.isfile(f.path):
-        return [f"{where} named by the Delta log is missing"], None
+        return _FileResult([f"{where} named by the Delta log is missing"])
     wanted = [c for c in (KEY, "sim_run", "threshold") if c in snap.schema.names
               and c not in snap.partition_columns]
     try:
         pf = pq.ParquetFile(f.path)
         rows = pf.metadata.num_rows
-        table = pf.read(columns=None if full else
-                        [c for c in wanted if c in pf.schema_arrow.names])
+        if full:  # every page decodes; batch by batch, so memory stays bounded
+            for _batch in pf.iter_batches(batch_size=4096):
+                pass
+        table = pf.read(columns=[c for c in wanted if c in pf.schema_arrow.names])
     except Exception as exc:  # any reason a reader would fail on this file
-        return [f"{where} is unreadable: {type(exc).__name__}: {_one_line(exc)}"], None
+        return _FileResult([f"{where} is unreadable: {type(exc).__name__}: {_one_line(exc)}"])
     problems = []
     if f.num_records is not None and f.num_records != rows:
         problems.append(f"{where} holds {rows} rows, the Delta log says {f.num_records}")
     if KEY in table.column_names and table.num_rows:
         problems += _check_key_stats(snap, f, table.column(KEY), where)
-    return problems, table.select([c for c in wanted if c in table.column_names])
+    keep = name in ONCE_PER_TRIAL or name == "metadata"
+    runs = (table.group_by("sim_run").aggregate([([], "count_all")])
+            if "sim_run" in table.column_names else None)
+    return _FileResult(problems, table if keep else None, runs)
 
 
 def _check_key_stats(snap: df_.TableSnapshot, f: df_.DataFile, keys: pa.ChunkedArray,
@@ -134,26 +149,35 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _check_table(db_root: str, name: str, full: bool, report: Report
-                 ) -> pa.Table | None:
-    """Check one table's log and files; returns the key rows of all its files."""
+                 ) -> tuple[pa.Table | None, pa.Table | None]:
+    """Check one table's log and files; returns its kept key rows (see :func:`_check_file`)
+    and its rows per ``sim_run`` (None where the log is unreadable or there is no such
+    column)."""
     path = os.path.join(db_root, name)
     try:
         snap = df_.open_table(path)
     except Exception as exc:  # an unreadable log, an unsupported feature, ...
         report.problems.append(f"{name}: cannot read the Delta log: {type(exc).__name__}: "
                                f"{_one_line(exc)}")
-        return None
+        return None, None
     report.tables += 1
     report.files += len(snap.files)
     with ThreadPoolExecutor(df_.IO_THREADS) as pool:
         results = list(pool.map(lambda f: _check_file(snap, f, name, full), snap.files))
-    problems = [p for found, _ in results for p in found]
-    report.problems += _capped(problems, f"{name}: files")
-    parts = [t for _, t in results if t is not None]
-    if not parts:  # no readable file: the table's trials are all missing
-        names = [c for c in (KEY, "sim_run", "threshold") if c in snap.schema.names]
-        return df_.schema_subset(snap.schema, names).empty_table()
-    return pa.concat_tables(parts, promote_options="default")
+    report.problems += _capped([p for r in results for p in r.problems], f"{name}: files")
+    names = [c for c in (KEY, "sim_run", "threshold") if c in snap.schema.names]
+    rows = None
+    if name in ONCE_PER_TRIAL or name == "metadata":
+        parts = [r.rows for r in results if r.rows is not None]
+        # no readable file: the table's trials are all missing
+        rows = (pa.concat_tables(parts, promote_options="default") if parts
+                else df_.schema_subset(snap.schema, names).empty_table())
+    runs = None
+    if "sim_run" in snap.schema.names:
+        counts = [r.runs for r in results if r.runs is not None and r.runs.num_rows]
+        runs = (pa.concat_tables(counts).group_by("sim_run").aggregate(
+            [("count_all", "sum")]) if counts else None)
+    return rows, runs
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,45 +187,53 @@ def _check_table(db_root: str, name: str, full: bool, report: Report
 def _check_trials(metadata: pa.Table | None, keys: dict[str, pa.Table], report: Report) -> None:
     if metadata is None:
         return
-    listed = Counter(metadata.column(KEY).to_pylist())
-    report.trials = len(listed)
-    report.problems += _capped((f"metadata: trial {k} listed {n} times"
-                                for k, n in sorted(listed.items()) if n > 1), "metadata")
-    done = set(metadata.column("sim_run").to_pylist())
+    listed = metadata.group_by(KEY).aggregate([([], "count_all")])
+    report.trials = listed.num_rows
+    report.problems += _capped(_repeated(listed, "metadata", "listed", ""), "metadata")
+    trials = listed.column(KEY)
+    done = pc.unique(metadata.column("sim_run"))
     for name in ONCE_PER_TRIAL:
         rows = keys.get(name)
         if rows is None:
             continue
-        visible = rows.filter(pc.is_in(rows.column("sim_run"), pa.array(sorted(done))))
-        groups: dict[object, Counter] = defaultdict(Counter)
-        thresholds = (visible.column("threshold").to_pylist() if "threshold" in
-                      visible.column_names else [None] * visible.num_rows)
-        for key, threshold in zip(visible.column(KEY).to_pylist(), thresholds, strict=True):
-            groups[threshold][key] += 1
-        found = []
-        for threshold, counts in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        visible = rows.filter(pc.is_in(rows.column("sim_run"), value_set=done))
+        by = [KEY, "threshold"] if "threshold" in visible.column_names else [KEY]
+        counts = visible.group_by(by).aggregate([([], "count_all")])
+        variants = (pc.unique(counts.column("threshold")).to_pylist()
+                    if "threshold" in by else [None])
+        found: list[str] = []
+        for threshold in sorted(variants, key=str) if counts.num_rows else [None]:
+            part = counts if threshold is None else counts.filter(
+                pc.equal(counts.column("threshold"), threshold))
             at = "" if threshold is None else f" (threshold {threshold})"
-            found += [f"{name}: trial {k} appears {n} times{at}"
-                      for k, n in sorted(counts.items()) if n > 1]
-            found += [f"{name}: trial {k} of metadata is missing{at}"
-                      for k in sorted(set(listed) - set(counts))]
-            found += [f"{name}: trial {k} is not listed in metadata{at}"
-                      for k in sorted(set(counts) - set(listed))]
-        if not groups and listed:
-            found += [f"{name}: trial {k} of metadata is missing" for k in sorted(listed)]
+            found += _repeated(part, name, "appears", at)
+            present = part.column(KEY)
+            found += [f"{name}: trial {k} of metadata is missing{at}" for k in
+                      sorted(trials.filter(pc.invert(pc.is_in(trials, present))).to_pylist())]
+            found += [f"{name}: trial {k} is not listed in metadata{at}" for k in
+                      sorted(present.filter(pc.invert(pc.is_in(present, trials))).to_pylist())]
         report.problems += _capped(found, name)
 
 
-def _note_hidden(keys: dict[str, pa.Table], completed: set[str], report: Report) -> None:
+def _repeated(counts: pa.Table, name: str, verb: str, at: str) -> list[str]:
+    """Lines for the keys of ``counts`` (KEY, count_all) that occur more than once."""
+    many = counts.filter(pc.greater(counts.column("count_all"), 1))
+    pairs = sorted(zip(many.column(KEY).to_pylist(), many.column("count_all").to_pylist(),
+                       strict=True))
+    return [f"{name}: trial {k} {verb} {n} times{at}" for k, n in pairs]
+
+
+def _note_hidden(runs: dict[str, pa.Table], completed: pa.Array, report: Report) -> None:
     by_folder: dict[str, list[str]] = defaultdict(list)
     for name in TRIAL_TABLES:
-        rows = keys.get(name)
-        if rows is None or "sim_run" not in rows.column_names:
+        counts = runs.get(name)
+        if counts is None:
             continue
-        counts = Counter(rows.column("sim_run").to_pylist())
-        for sim_run, n in sorted(counts.items()):
-            if sim_run not in completed:
-                by_folder[sim_run].append(f"{name} {n}")
+        hidden = counts.filter(pc.invert(pc.is_in(counts.column("sim_run"),
+                                                  value_set=completed)))
+        for sim_run, n in sorted(zip(hidden.column("sim_run").to_pylist(),
+                                     hidden.column("count_all_sum").to_pylist(), strict=True)):
+            by_folder[sim_run].append(f"{name} {n}")
     for sim_run, where in sorted(by_folder.items()):
         report.notes.append(f"hidden rows of incomplete folder {sim_run} (no metadata rows; "
                             f"readers hide them, its next ingest replaces them): "
@@ -270,15 +302,17 @@ def verify(db_root: str, full: bool = False) -> Report:
             report.problems.append(f"{manifest_path(root)}: unreadable manifest: "
                                    f"{_one_line(exc)}")
     keys: dict[str, pa.Table] = {}
+    runs: dict[str, pa.Table] = {}
     for name in delta_tables(root):
-        rows = _check_table(root, name, full, report)
+        rows, counts = _check_table(root, name, full, report)
         if rows is not None:
             keys[name] = rows
+        if counts is not None:
+            runs[name] = counts
     metadata = keys.get("metadata")
-    if metadata is None and df_.is_delta_table(os.path.join(root, "metadata")):
-        metadata = pa.table({KEY: pa.array([], pa.string()), "sim_run": pa.array([], pa.string())})
     _check_trials(metadata, keys, report)
-    completed = set() if metadata is None else set(metadata.column("sim_run").to_pylist())
-    _note_hidden(keys, completed, report)
+    completed = (pa.array([], pa.string()) if metadata is None
+                 else pc.unique(metadata.column("sim_run")))
+    _note_hidden(runs, completed, report)
     _check_param_files(root, report)
     return report
