@@ -255,11 +255,23 @@ class TableFileWriter:
         return self.files
 
     def abort(self) -> None:
-        """Close and delete the files written so far (they were never committed)."""
-        self._close_file()
-        for f in self.files:
+        """Delete the files written so far, the open one too (they were never committed).
+
+        Called while another error is being raised (a full disk, a failed decode): nothing is
+        flushed, and an error of the writer (which may be broken by that first error, e.g.
+        Arrow's "Operation on closed file") is swallowed so that it never masks the first."""
+        names = [f.path for f in self.files]
+        if self._writer is not None:
+            names.append(self._name)
             try:
-                os.remove(os.path.join(self.table_root, f.path))
+                self._writer.close()
+            except Exception:  # the first error is the one that matters
+                pass
+        self._writer, self._key, self._buffer, self._buffered = None, None, [], 0
+        self._rows, self._sim_runs, self._stats_parts = 0, [], []
+        for name in names:
+            try:
+                os.remove(os.path.join(self.table_root, name))
             except OSError:
                 pass
         self.files = []

@@ -7,6 +7,7 @@
   parameterfiles_cell_folder/<md5>  each distinct neuron param file once, references rewritten
   parameterfiles_network_folder/<md5>
   morphology/ syn_folder/ con_folder/ recsites_folder/   files the param files reference
+  _simlake_paramfiles/<kind>/<md5>.json   what storing each distinct param file gave
 ```
 
 Every Delta table is addressable from Spark SQL as ``delta.`<db>/<key>```.

@@ -175,10 +175,12 @@ def _file_path(table_root: str, log_path: str) -> str:
     raise UnsupportedTableError(f"{table_root}: data file on a remote store ({log_path!r})")
 
 
-def open_table(path: str, stats_columns: Sequence[str] = (KEY,)) -> TableSnapshot:
-    """Read the Delta log at ``path`` and list its live data files with their statistics."""
+def open_table(path: str, stats_columns: Sequence[str] = (KEY,),
+               version: int | None = None) -> TableSnapshot:
+    """Read the Delta log at ``path`` (at ``version``, default the latest) and list its live
+    data files with their statistics."""
     root = os.path.abspath(path)
-    dt = DeltaTable(root)
+    dt = DeltaTable(root, version=version)
     config = dict(dt.metadata().configuration)
     mode = config.get("delta.columnMapping.mode")
     if mode not in (None, "none"):

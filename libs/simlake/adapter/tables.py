@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -109,11 +109,15 @@ class TableReader:
     """Builds the frames of the Delta tables of one database folder."""
 
     def __init__(self, root: str, cache: FileInfoCache,
-                 link_metadata: Callable[[], pa.Table] | None = None) -> None:
+                 link_metadata: Callable[[], pa.Table] | None = None,
+                 versions: Mapping[str, int | None] | None = None) -> None:
         self.root = os.path.abspath(root)
         self.cache = cache
         #: the metadata rows when ``metadata`` is a link key (no Delta table)
         self.link_metadata = link_metadata
+        #: table -> Delta version to read (None: the table did not exist yet); all tables at
+        #: their latest version when not given
+        self.versions = versions
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -121,10 +125,13 @@ class TableReader:
         return os.path.join(self.root, key)
 
     def exists(self, key: str) -> bool:
+        if self.versions is not None:
+            return self.versions.get(key) is not None
         return df_.is_delta_table(self.path(key))
 
     def snapshot(self, key: str, stats: Sequence[str] = (KEY,)) -> TableSnapshot:
-        return df_.open_table(self.path(key), stats)
+        version = None if self.versions is None else self.versions.get(key)
+        return df_.open_table(self.path(key), stats, version)
 
     def _column_values(self, f: DataFile, column: str, what: str) -> Any:
         """Cached per-file aggregate of one column (``unique`` values)."""
@@ -173,11 +180,8 @@ class TableReader:
         if t is None:
             snap = self.snapshot("metadata")
             t = df_.read_files(snap.files, [KEY], snap.schema, parallel=True)
-        return pd.Index(t.column(KEY).to_pandas(), name=KEY)
-
-    def sim_trial_index(self) -> pd.Series:
-        idx = self.trial_index()
-        return pd.Series(idx.to_numpy(), name=KEY, dtype=idx.dtype)
+        keys = t.select([KEY]).sort_by(KEY).column(KEY)
+        return pd.Index(keys.to_pandas(), name=KEY)
 
     # -- generic dask frame ------------------------------------------------------------------
 
