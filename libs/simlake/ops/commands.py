@@ -15,10 +15,6 @@ from simlake.usage import EXIT_FAULT, EXIT_OK, EXIT_PROBLEMS, UsageParser, fail
 
 log = logging.getLogger(__name__)
 
-#: Delta's default retention of removed files (``delta.deletedFileRetentionDuration``).
-DELTA_RETENTION_HOURS = 168.0
-
-
 def _parser(name: str, doc: str | None) -> UsageParser:
     parser = UsageParser(prog=f"simlake {name}", description=doc)
     parser.add_argument("db_path", help="database folder")
@@ -126,8 +122,10 @@ def vacuum_main(argv: list[str] | None = None) -> int:
     """``simlake vacuum DB``: delete data files that every table version newer than the
     retention no longer uses (Delta's default: 7 days, so time travel and running readers
     keep working within it)."""
+    from simlake.adapter.optimize import RETENTION_HOURS  # Delta's default, 7 days
+
     parser = _parser("vacuum", vacuum_main.__doc__)
-    parser.add_argument("--retention-hours", type=float, default=DELTA_RETENTION_HOURS,
+    parser.add_argument("--retention-hours", type=float, default=RETENTION_HOURS,
                         help="keep files removed less than this long ago (default "
                              "%(default)g, Delta's)")
     parser.add_argument("--dry-run", action="store_true", help="list, delete nothing")

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from simlake import paramfiles
+from simlake import paramfiles, paramrefs
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.deltafiles import KEY
 from simlake.manifest import manifest_path
@@ -48,7 +48,6 @@ ONCE_PER_TRIAL = ("voltage_traces", "spike_times", "parameterfiles")
 MAX_LINES_PER_KIND = 10
 #: parquet-rs (delta-rs writes) truncates string statistics at 64 bytes.
 _PARQUET_RS_STAT_BYTES = 64
-RELDB = "reldb://"
 
 
 @dataclass
@@ -273,11 +272,10 @@ def _check_param_file(db_root: str, kind: str, md5: str, report: Report) -> list
         return [f"parameterfiles: stored {kind} param file {rel} is unreadable: "
                 f"{_one_line(exc)}"]
     problems = []
-    for ref in paramfiles.referenced_files(params, kind, base_dir=db_root):  # type: ignore
+    for ref in paramrefs.referenced_files(params, kind, base_dir=db_root):  # type: ignore
         written = ref.path
-        if written.startswith(RELDB) or not os.path.isabs(written):
-            inner = written[len(RELDB):] if written.startswith(RELDB) else written
-            if not os.path.isfile(os.path.join(db_root, *inner.split("/"))):
+        if paramrefs.is_stored_reference(written):
+            if not os.path.isfile(paramrefs.resolve_reference(db_root, written)):
                 problems.append(f"{rel}: {ref.key} -> {written} does not resolve "
                                 "(no such file in the database)")
         else:
