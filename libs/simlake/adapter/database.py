@@ -42,14 +42,11 @@ from simlake.adapter.listing import KeyMetadata, tree_lines
 from simlake.adapter.sitedb import SiteDataBase
 from simlake.adapter.tables import TableReader
 from simlake.adapter.versions import ingest_history, table_versions_as_of
-from simlake.layout import FOLDER_KEYS, folder_path
+from simlake.layout import FOLDER_KEYS, TRIAL_TABLES, folder_path
 from simlake.manifest import manifest_path, read_manifest, update_manifest
 
 log = logging.getLogger(__name__)
 
-#: Per-trial Delta tables, in the order keys are listed.
-TRIAL_TABLES = ("voltage_traces", "synapse_activation", "cell_activation", "spike_times",
-                "dendritic_recordings", "dendritic_spike_times", "parameterfiles")
 MANIFEST_KEYS = ("simresult_path", "filelist")
 #: Keys the ingest owns; user keys cannot take these names.
 RESERVED = frozenset(MANIFEST_KEYS + ("sim_trial_index", "metadata", "ingest_errors")

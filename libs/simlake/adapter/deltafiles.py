@@ -184,7 +184,7 @@ def is_delta_table(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "_delta_log"))
 
 
-def _file_path(table_root: str, log_path: str) -> str:
+def file_path(table_root: str, log_path: str) -> str:
     """Local path of a data file from the (URI-encoded) path of its add action."""
     parsed = urllib.parse.urlparse(log_path)
     if parsed.scheme in ("", "file"):
@@ -232,7 +232,7 @@ def open_table(path: str, stats_columns: Sequence[str] = (KEY,),
         )
         n = cols["num_records"][i] if "num_records" in names else None
         files.append(
-            DataFile(_file_path(root, log_path), int(cols["size_bytes"][i]), n, part, stats)
+            DataFile(file_path(root, log_path), int(cols["size_bytes"][i]), n, part, stats)
         )
     files.sort(key=lambda f: f.path)
     return TableSnapshot(root, dt.version(), schema, partition_columns, config, tuple(files))

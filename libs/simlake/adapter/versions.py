@@ -26,23 +26,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
-from simlake.adapter.deltafiles import is_delta_table
+from simlake.layout import delta_tables
 from simlake.runrecords import read_run_records
-
-#: Folders of a database that are not tables of its keys.
-_HIDDEN = (".", "_")
-USER_ENTRY = ".simlake_key.json"
-
-
-def database_tables(root: str) -> list[str]:
-    """Names of the ingest's Delta tables in the database folder ``root``."""
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
-        return []
-    return [n for n in names if not n.startswith(_HIDDEN)
-            and is_delta_table(os.path.join(root, n))
-            and not os.path.exists(os.path.join(root, n, USER_ENTRY))]
 
 
 def _timestamp_ms(value: Any) -> int:
@@ -70,7 +55,7 @@ def commit_time(path: str, version: int) -> str | None:
 
 def table_versions_as_of(root: str, as_of: Any) -> dict[str, int | None]:
     """Table name -> the Delta version to read for ``as_of`` (None: not there yet)."""
-    tables = database_tables(root)
+    tables = delta_tables(root)
     record = None
     if isinstance(as_of, str):
         record = next((r for r in read_run_records(root) if r.get("run_id") == as_of), None)

@@ -170,7 +170,7 @@ def runs_from_metadata(db_root: str) -> list[dict[str, Any]]:
     for log_path, added in zip(actions.column("path").to_pylist(),
                                actions.column("modification_time").to_pylist(), strict=True):
         # the add action's time survives copies of the database (file mtimes do not)
-        rows = pq.read_table(df_._file_path(path, log_path))  # small: one row per trial
+        rows = pq.read_table(df_.file_path(path, log_path))  # small: one row per trial
         if "run_id" not in rows.column_names:  # written before runs were recorded
             rows = rows.append_column("run_id", pa.nulls(rows.num_rows, pa.string()))
         for run_id, group in _groups(rows, "run_id"):

@@ -7,10 +7,8 @@ import os
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simlake import schemas
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.database import TRIAL_TABLES
-from simlake.layout import MANIFEST_NAME
+from simlake.layout import MANIFEST_NAME, TRIAL_TABLES, delta_tables
 
 __all__ = ["TRIAL_TABLES", "database_problem", "delta_tables", "completed_sim_runs"]
 
@@ -24,18 +22,6 @@ def database_problem(db_root: str) -> str | None:
     if not delta_tables(db_root) and not os.path.isfile(os.path.join(db_root, MANIFEST_NAME)):
         return f"{db_root}: not a simlake database (no Delta tables, no {MANIFEST_NAME})"
     return None
-
-
-def delta_tables(db_root: str) -> list[str]:
-    """Names of the Delta tables in ``db_root``: the ingest's keys in their usual order, then
-    any other (bookkeeping, user keys) sorted."""
-    try:
-        names = [n for n in os.listdir(db_root) if not n.startswith(".")]
-    except OSError:
-        return []
-    found = {n for n in names if df_.is_delta_table(os.path.join(db_root, n))}
-    known = [k for k in schemas.TABLES if k in found]
-    return known + sorted(found - set(known))
 
 
 def completed_sim_runs(db_root: str) -> pa.Array:
