@@ -14,6 +14,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 import adapter_corpus as ac
+from simlake import datafiles
 from simlake.adapter import DataBase, LayoutWarning, optimize
 
 # the module (``simlake.adapter.optimize`` the attribute is the function)
@@ -131,17 +132,19 @@ def _new_rows(corpus: ac.Corpus, sim_run: str) -> pa.Table:
 
 
 def _hook_first_write(monkeypatch, action):
+    """Run ``action`` just before optimize writes its first data file (the ingest's writer,
+    these being ingest tables)."""
     written = []
-    real = opt_mod.write_data_file
+    real = opt_mod.write_rows
 
     def hooked(*args, **kwargs):
         if not written:
             action()
-        add = real(*args, **kwargs)
-        written.append(add.path)
-        return add
+        adds = real(*args, **kwargs)
+        written.extend(a.path for a in adds)
+        return adds
 
-    monkeypatch.setattr(opt_mod, "write_data_file", hooked)
+    monkeypatch.setattr(opt_mod, "write_rows", hooked)
     return written
 
 
@@ -189,3 +192,26 @@ def test_stats_written_by_optimize_are_exact_json(fragmented):
     stats = json.loads(adds[0]["stats"])
     assert len(stats["maxValues"]["sim_trial_index"]) > 32
     assert set(stats["minValues"]) == {"sim_trial_index"}  # delta.dataSkippingStatsColumns
+
+
+def test_optimize_keeps_the_ingest_codecs_and_trial_row_groups(fragmented, monkeypatch):
+    corpus, db = fragmented
+    table = os.path.join(db.basedir, "voltage_traces")
+    real = datafiles.trial_row_groups  # the corpus is small: row groups of one trial each
+    monkeypatch.setattr(datafiles, "trial_row_groups", lambda rows, _bytes: real(rows, 1))
+    optimize(db, select=["voltage_traces"])
+    files = DeltaTable(table).file_uris()
+    assert len(files) == 1  # the fragments were compacted
+    meta = pq.ParquetFile(files[0]).metadata
+    columns = [meta.row_group(0).column(j) for j in range(meta.num_columns)]
+    codecs = {c.path_in_schema: c.compression for c in columns}
+    assert codecs["vm.list.element"] == "ZSTD" and codecs["sim_trial_index"] == "LZ4"
+    # row groups of whole trials: key ranges strictly increase from one to the next
+    ranges = []
+    for i in range(meta.num_row_groups):
+        key = meta.row_group(i).column(0)
+        assert key.path_in_schema == "sim_trial_index" and key.statistics.has_min_max
+        ranges.append((key.statistics.min, key.statistics.max))
+    assert all(lo == hi for lo, hi in ranges) and len(ranges) == meta.num_rows  # a row a trial
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert db["voltage_traces"].compute().equals(ac.expected_voltage(corpus))

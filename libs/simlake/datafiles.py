@@ -33,18 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simlake import schemas
+from simlake.schemas import STATS_COLUMNS
 
 KEY = "sim_trial_index"
 
-#: Key columns with Delta statistics, by preference; a table gets the first two it has (wide
-#: array rows make full statistics costly, and the keys are all that readers skip on).
-STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
-
-
-def stats_columns(schema: pa.Schema) -> list[str]:
-    """The columns of ``schema`` with Delta min/max/null-count statistics: the table property
-    ``delta.dataSkippingStatsColumns`` declares them, the writer computes them."""
-    return [c for c in STATS_COLUMNS if c in schema.names][:2]
 
 #: Rows are buffered up to this many bytes (Arrow, uncompressed) before they are written.
 BUFFER_BYTES = 32 * 1024 * 1024
@@ -235,7 +227,8 @@ class TableFileWriter:
     def __init__(self, table_root: str, table: str, schema: pa.Schema,
                  partition_columns: Sequence[str] = (), split_folders: bool = False,
                  row_group_bytes: int = ROW_GROUP_BYTES,
-                 buffer_bytes: int = BUFFER_BYTES) -> None:
+                 buffer_bytes: int = BUFFER_BYTES,
+                 stats_columns: Sequence[str] | None = None) -> None:
         self.table_root = table_root
         self.table = table
         self.partition_columns = tuple(partition_columns)
@@ -243,7 +236,9 @@ class TableFileWriter:
         # what the Parquet writer is given: strings dictionary-encoded (written as they come,
         # no hashing), while the footer's Arrow schema says plain strings, as before
         self.parquet_schema = schemas.encoded(self.file_schema)
-        self.stats_columns = stats_columns(schema)
+        # the table contract's, unless an existing table declares others
+        self.stats_columns = (schemas.stats_columns(schema) if stats_columns is None
+                              else list(stats_columns))
         self.split_folders = split_folders
         self.row_group_bytes = row_group_bytes
         self.buffer_bytes = buffer_bytes
@@ -434,10 +429,11 @@ def _key_codes(key: pa.ChunkedArray) -> np.ndarray:
 
 
 def write_table_files(table_root: str, table: str, schema: pa.Schema, rows: pa.Table,
-                      partition_columns: Sequence[str] = (),
-                      split_folders: bool = False) -> list[DataFile]:
+                      partition_columns: Sequence[str] = (), split_folders: bool = False,
+                      stats_columns: Sequence[str] | None = None) -> list[DataFile]:
     """Write ``rows`` (already in key order) as data files of ``table``; the files written."""
-    writer = TableFileWriter(table_root, table, schema, partition_columns, split_folders)
+    writer = TableFileWriter(table_root, table, schema, partition_columns, split_folders,
+                             stats_columns=stats_columns)
     try:
         writer.add(rows)
         return writer.close()

@@ -1,10 +1,14 @@
-"""Arrow schemas of the Delta tables (``spec/database-keys.md``, "Delta side").
+"""The table contract: Arrow schemas of the Delta tables and how each table is laid out.
 
-One narrow row per natural record, plain column names, arrays for series. These schemas are
-the contract between the decoders (which produce them), the Spark writer and the adapter.
+One narrow row per natural record, plain column names, arrays for series. A :class:`TableSpec`
+per table (:data:`SPECS`) adds its Hive partition columns, the columns with Delta statistics
+and the Delta table properties; the decoders, the ingest's writer and commits, ``optimize``,
+link mode and the adapter all read them from here (``docs/database.md`` describes them).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -111,6 +115,62 @@ TABLES: dict[str, pa.Schema] = {
     "parameterfiles": PARAMETERFILES,
     "ingest_errors": INGEST_ERRORS,
 }
+
+
+#: Key columns with Delta statistics, by preference; a table gets the first two it has (wide
+#: array rows make full statistics costly, and the keys are all that readers skip on).
+STATS_COLUMNS = ("sim_trial_index", "sim_run", "run_id")
+#: Tables stored with a coarse Hive partition column.
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dendritic_recordings": ("recording_site",),
+    "dendritic_spike_times": ("recording_site",),
+}
+#: Table property saying that string statistics are written untruncated up to this length
+#: (readers trust them as exact bounds; delta-spark would truncate at 32 characters).
+PREFIX_LENGTH_PROPERTY = "simlake.statsStringPrefixLength"
+STATS_PREFIX_LENGTH = 1024
+
+
+def stats_columns(schema: pa.Schema) -> list[str]:
+    """The columns of ``schema`` with Delta min/max/null-count statistics: the table property
+    ``delta.dataSkippingStatsColumns`` declares them, the writer computes them exactly."""
+    return [c for c in STATS_COLUMNS if c in schema.names][:2]
+
+
+def table_properties(schema: pa.Schema) -> dict[str, str]:
+    """Delta table properties of a table of ``schema``: statistics on its key columns only,
+    and the note that they are untruncated."""
+    return {"delta.dataSkippingStatsColumns": ",".join(stats_columns(schema)),
+            PREFIX_LENGTH_PROPERTY: str(STATS_PREFIX_LENGTH)}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What every writer and reader of one Delta table needs to know about it."""
+
+    name: str
+    schema: pa.Schema
+    partition_columns: tuple[str, ...] = ()
+
+    @property
+    def data_schema(self) -> pa.Schema:
+        """The columns stored in the data files (partition columns live in the log)."""
+        return pa.schema([f for f in self.schema if f.name not in self.partition_columns])
+
+    @property
+    def stats_columns(self) -> list[str]:
+        """Columns with exact Delta statistics (see :func:`stats_columns`)."""
+        return stats_columns(self.schema)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Delta table properties (see :func:`table_properties`)."""
+        return table_properties(self.schema)
+
+
+#: Table name -> its contract.
+SPECS: dict[str, TableSpec] = {name: TableSpec(name, schema, PARTITION_COLUMNS.get(name, ()))
+                               for name, schema in TABLES.items()}
 
 
 def sim_trial_index(sim_run: str, trialnr: int) -> str:

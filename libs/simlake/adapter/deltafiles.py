@@ -34,6 +34,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from simlake import schemas
+
 log = logging.getLogger(__name__)
 
 #: The filesystem every data file is opened through. A handle, not configuration: tests swap
@@ -50,7 +52,7 @@ SPARK_DEFAULT_PREFIX_LENGTH = 32
 #: Table property a writer sets to record that its string statistics are not truncated below
 #: this many characters (delta-spark 4.0 takes the length from the session setting
 #: ``spark.databricks.io.skipping.stringPrefixLength`` and records nothing in the table).
-PREFIX_LENGTH_PROPERTY = "simlake.statsStringPrefixLength"
+PREFIX_LENGTH_PROPERTY = schemas.PREFIX_LENGTH_PROPERTY
 #: Parquet writers may truncate footer string statistics; parquet-rs (delta-rs) does at 64
 #: bytes by default. Footer values shorter than this are trusted as exact.
 FOOTER_TRUST_BYTES = 64

@@ -1,8 +1,12 @@
-"""Writing Parquet data files and committing them to a Delta table with ``deltalake``.
+"""Writing data files of a Delta table and committing them with ``deltalake`` (no JVM).
 
-We write the files ourselves (``pyarrow.parquet``) so that we decide where a file ends (never
-inside one trial, never reordering rows) and record exact, untruncated min/max statistics;
-``deltalake`` then commits them in one transaction (no JVM).
+Rows of the ingest's tables (anything with ``sim_run``: compaction, link keys materialised,
+new dendritic thresholds) go through the ingest's own writer, :mod:`simlake.datafiles`, so
+they get the same codecs, whole-trial row groups and exact statistics as ingested files
+(:func:`write_rows`). Other tables (user frames) are written here with pyarrow
+(:func:`write_data_file`), with exact, untruncated statistics on the columns asked for. We
+decide where a file ends (never inside one trial, never reordering rows); ``deltalake`` then
+commits the files in one transaction.
 """
 
 from __future__ import annotations
@@ -19,15 +23,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake.transaction import AddAction
+from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, create_table_with_add_actions
+
+from simlake import datafiles
+from simlake.schemas import TableSpec
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NUM_INDEXED_COLS = 32
 
 
-def stats_columns(schema: pa.Schema, configuration: Mapping[str, str | None],
-                  partition_columns: Sequence[str] = ()) -> list[str]:
+def configured_stats_columns(schema: pa.Schema, configuration: Mapping[str, str | None],
+                             partition_columns: Sequence[str] = ()) -> list[str]:
     """Columns that get file statistics: ``delta.dataSkippingStatsColumns`` if set, else the
     first ``delta.dataSkippingNumIndexedCols`` (32) data columns."""
     names = [n for n in schema.names if n not in partition_columns]
@@ -99,3 +108,28 @@ def write_data_file(table_root: str, rel_dir: str, table: pa.Table, *, seq: int 
         data_change,
         stats_json(table, stats_cols),
     )
+
+
+def write_rows(table_root: str, spec: TableSpec, rows: pa.Table, *,
+               data_change: bool = True,
+               stats_columns: Sequence[str] | None = None) -> list[AddAction]:
+    """Write ``rows`` of an ingest table (key order, partition columns included) with the
+    ingest's writer; the add actions of the files written. ``stats_columns``: those an
+    existing table declares, if not the contract's."""
+    files = datafiles.write_table_files(table_root, spec.name, spec.schema,
+                                        rows.select(spec.schema.names),
+                                        spec.partition_columns, stats_columns=stats_columns)
+    return [AddAction(f.path, f.size, dict(f.partition_values), f.modification_time,
+                      data_change, f.stats) for f in files]
+
+
+def create_table(table_root: str, spec: TableSpec, adds: Sequence[AddAction]) -> None:
+    """Create the Delta table of ``spec`` at ``table_root`` holding the files ``adds``, with
+    the table properties the ingest gives it."""
+    properties = dict(spec.properties)
+    # delta-rs refuses properties it does not know at create time, but sets them afterwards
+    own = {k: properties.pop(k) for k in list(properties) if not k.startswith("delta.")}
+    create_table_with_add_actions(table_root, DeltaSchema.from_arrow(spec.schema), list(adds),
+                                  mode="error", partition_by=list(spec.partition_columns) or None,
+                                  configuration=properties)
+    DeltaTable(table_root).alter.set_table_properties(own, raise_if_not_exists=False)

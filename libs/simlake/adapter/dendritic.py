@@ -14,14 +14,13 @@ import os
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
-from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from deltalake.transaction import AddAction
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.deltawrite import write_data_file
+from simlake.adapter.deltawrite import create_table, write_rows
 from simlake.decode.spikes import dendritic_spike_times_table
 from simlake.manifest import read_manifest, update_manifest
 
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE, TARGET = "dendritic_recordings", "dendritic_spike_times"
-
-
-def _escape(value: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else f"%{ord(c):02X}" for c in value)
 
 
 def add_spike_times(db: DataBase, threshold: float) -> int:
@@ -68,30 +63,20 @@ def add_spike_times(db: DataBase, threshold: float) -> int:
 
 
 def _commit(root: str, per_site: dict[str, list[pa.Table]]) -> int:
-    schema = schemas.TABLES[TARGET]
-    data_schema = pa.schema([f for f in schema if f.name != "recording_site"])
-    exists = df_.is_delta_table(root)
-    adds: list[AddAction | RemoveAction] = []
+    spec = schemas.SPECS[TARGET]
+    adds: list[AddAction] = []
     rows = 0
-    for seq, (site, tables) in enumerate(sorted(per_site.items())):
+    for _site, tables in sorted(per_site.items()):
         table = pa.concat_tables(tables).sort_by(df_.KEY)
-        if not table.num_rows:
-            continue
-        table = table.select(data_schema.names).cast(data_schema)
         rows += table.num_rows
-        adds.append(write_data_file(root, f"recording_site={_escape(site)}", table, seq=seq,
-                                    partition_values={"recording_site": site},
-                                    stats_cols=[df_.KEY]))
-    if exists:
+        if table.num_rows:
+            adds += write_rows(root, spec, table.cast(spec.schema))
+    if df_.is_delta_table(root):
         DeltaTable(root).create_write_transaction(
-            adds, mode="append", schema=DeltaSchema.from_arrow(schema),
-            partition_by=["recording_site"])
+            list(adds), mode="append", schema=DeltaSchema.from_arrow(spec.schema),
+            partition_by=list(spec.partition_columns))
     else:
-        create_table_with_add_actions(
-            root, DeltaSchema.from_arrow(schema), [a for a in adds if isinstance(a, AddAction)],
-            mode="error",
-            partition_by=["recording_site"],
-            configuration={"delta.dataSkippingStatsColumns": df_.KEY})
-    log.info("%s: %d spike-time rows at a new threshold (%s)", root, rows,
-             pc.unique(pa.array(list(per_site))).to_pylist())
+        create_table(root, spec, adds)
+    log.info("%s: %d spike-time rows at a new threshold for %d sites", root, rows,
+             len(per_site))
     return rows

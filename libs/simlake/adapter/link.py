@@ -40,12 +40,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake import Schema as DeltaSchema
-from deltalake.transaction import create_table_with_add_actions
+from deltalake.transaction import AddAction
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.deltawrite import write_data_file
+from simlake.adapter.deltawrite import create_table, write_rows
 from simlake.adapter.frames import (
     ActivationShape,
     VoltageShape,
@@ -431,49 +430,37 @@ def materialize(src: LinkSource, key: str, *, target_file_bytes: int) -> tuple[i
     data files and the table's version."""
     if key not in LINKABLE:
         raise KeyError(f"{key!r} cannot be a link key; linkable keys: {LINKABLE}")
-    schema = schemas.TABLES[key]
-    partition_by = ["recording_site"] if key.startswith("dendritic_") else []
-    data_schema = pa.schema([f for f in schema if f.name not in partition_by])
+    spec = schemas.SPECS[key]
     root = os.path.join(src.root, key)
     if os.path.exists(root):
         raise FileExistsError(f"{root} exists; a link key is materialised into a new table")
     staging = os.path.join(src.root, f".tmp-{key}-{uuid.uuid4().hex}")
     os.makedirs(staging)
-    adds = []
+    adds: list[AddAction] = []
     for part, tables in _tables_for(src, key):
-        rel_dir = "/".join(f"{k}={_escape(v)}" for k, v in part.items())
         current: list[pa.Table] = []
         size = 0
         for t in tables + [None]:  # type: ignore[list-item]
             if t is not None and t.num_rows == 0:
                 continue
             if current and (t is None or size + t.nbytes > target_file_bytes):
-                chunk = pa.concat_tables(current).select(data_schema.names).cast(data_schema)
-                adds.append(write_data_file(staging, rel_dir, chunk, seq=len(adds),
-                                            partition_values=part,
-                                            stats_cols=["sim_trial_index"]))
+                rows = pa.concat_tables(current)
+                for name, value in part.items():
+                    if name not in rows.column_names:
+                        rows = rows.append_column(name, pa.array([value] * rows.num_rows))
+                adds += write_rows(staging, spec, rows.select(spec.schema.names)
+                                   .cast(spec.schema))
                 current, size = [], 0
             if t is not None:
                 current.append(t)
                 size += t.nbytes
-    create_table_with_add_actions(
-        staging, DeltaSchema.from_arrow(schema), adds, mode="error",
-        partition_by=partition_by or None,
-        configuration={"delta.dataSkippingStatsColumns": "sim_trial_index"})
-    # the statistics are exact: tell readers (delta-rs refuses unknown properties at create
-    # time, but sets them with raise_if_not_exists=False)
-    DeltaTable(staging).alter.set_table_properties(
-        {df_.PREFIX_LENGTH_PROPERTY: "1024"}, raise_if_not_exists=False)
+    create_table(staging, spec, adds)
     os.replace(staging, root)
     links = dict(read_manifest(src.root).get("link_keys") or {})
     links.pop(key, None)
     update_manifest(src.root, link_keys=links)
     log.info("materialized link key %s as %s (%d files)", key, root, len(adds))
     return len(adds), DeltaTable(root).version()
-
-
-def _escape(value: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else f"%{ord(c):02X}" for c in value)
 
 
 __all__ = ["LINKABLE", "link_value", "site_index", "site_value", "materialize", "folders",

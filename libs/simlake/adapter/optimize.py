@@ -49,9 +49,10 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction
 
+from simlake import schemas
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.deltafiles import KEY, DataFile, FileInfoCache
-from simlake.adapter.deltawrite import stats_columns, write_data_file
+from simlake.adapter.deltawrite import configured_stats_columns, write_data_file, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,11 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
     snap = df_.open_table(root, (KEY,))
     res = OptimizeResult(os.path.basename(root), files_before=len(snap.files))
     data_columns = [n for n in snap.schema.names if n not in snap.partition_columns]
-    stats_cols = stats_columns(snap.schema, snap.configuration, snap.partition_columns)
+    stats_cols = configured_stats_columns(snap.schema, snap.configuration,
+                                          snap.partition_columns)
+    # an ingest table keeps the ingest's codecs and row groups: rewritten by its own writer
+    spec = (schemas.TableSpec(os.path.basename(root), snap.schema, snap.partition_columns)
+            if "sim_run" in snap.schema.names else None)
     by_part: dict[tuple, list[DataFile]] = defaultdict(list)
     for f in snap.files:
         by_part[f.partition].append(f)
@@ -213,9 +218,18 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
                 in_bytes = sum(f.size for f in group)
                 rows_per_file = max(1, int(table.num_rows * target_file_bytes / max(1, in_bytes)))
                 for start, end in cut_points(table.column(KEY), rows_per_file):
-                    adds.append(write_data_file(
-                        root, rel_dir, table.slice(start, end - start), seq=len(adds),
-                        partition_values=dict(part), stats_cols=stats_cols, data_change=False))
+                    rows = table.slice(start, end - start)
+                    if spec is None:
+                        adds.append(write_data_file(
+                            root, rel_dir, rows, seq=len(adds), partition_values=dict(part),
+                            stats_cols=stats_cols, data_change=False))
+                        continue
+                    for name, value in part:  # partition values as the writer wants them
+                        typ = snap.schema.field(name).type
+                        rows = rows.append_column(
+                            name, pa.array([value] * rows.num_rows, pa.string()).cast(typ))
+                    adds += write_rows(root, spec, rows, data_change=False,
+                                       stats_columns=stats_cols)
                 removes.extend(group)
         if not removes:
             res.files_after = len(snap.files)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from simlake import schemas
-from simlake.datafiles import RECORD_SCHEMA, DataFile, stats_columns, write_table_files
+from simlake.datafiles import RECORD_SCHEMA, DataFile, write_table_files
 from simlake.layout import table_path
 from simlake.spark.delta_commit import Replace, commit_files, create_table
 from simlake.spark.executor_tasks import TableOutput, write_frame_batches
@@ -34,11 +34,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Tables stored with a coarse Hive partition column.
-PARTITION_COLUMNS: dict[str, list[str]] = {
-    "dendritic_recordings": ["recording_site"],
-    "dendritic_spike_times": ["recording_site"],
-}
+#: Tables stored with a coarse Hive partition column (``schemas.PARTITION_COLUMNS``).
+PARTITION_COLUMNS: dict[str, list[str]] = {k: list(v)
+                                           for k, v in schemas.PARTITION_COLUMNS.items()}
 
 
 #: Tables of the ingest's own bookkeeping, not database keys (readers need not know them).
@@ -67,14 +65,9 @@ class ConcurrentIngestError(RuntimeError):
 
 
 def table_properties(key: str) -> dict[str, str]:
-    """Delta table properties of table ``key``: statistics on its key columns only
-    (``datafiles.stats_columns``, computed exactly by the writer)."""
-    return {
-        "delta.dataSkippingStatsColumns": ",".join(stats_columns(table_schema(key))),
-        # tells JVM-free readers that string statistics were written untruncated (the session
-        # sets spark.databricks.io.skipping.stringPrefixLength to this value)
-        "simlake.statsStringPrefixLength": "1024",
-    }
+    """Delta table properties of table ``key`` (``schemas.table_properties``; the session
+    sets spark.databricks.io.skipping.stringPrefixLength to the same untruncated length)."""
+    return schemas.table_properties(table_schema(key))
 
 #: Delta's base class of optimistic-concurrency conflicts (ConcurrentAppendException,
 #: MetadataChangedException, ...): a rerun of the same idempotent write resolves them.
