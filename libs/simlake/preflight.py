@@ -15,9 +15,8 @@ import subprocess
 import tempfile
 
 from simlake.manifest import FORMAT_VERSION, manifest_path
+from simlake.usage import EXIT_FAULT
 
-#: Exit codes the checks end a run with (the ingest documents them; see ``simlake.spark.job``).
-EXIT_FAULT, EXIT_NOTHING = 1, 4
 #: The oldest Java that Spark 4 runs on.
 MIN_JAVA = 17
 

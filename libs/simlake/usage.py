@@ -1,7 +1,9 @@
-"""Argument parsing for the operator-facing commands: a usage error is one line and exit 1.
+"""Exit codes of every simlake command, and argument parsing where a usage error is one line
+and exit 1 (argparse's own 2 means something else to a scheduler here).
 
-Exit codes of ``simlake sql``, ``info``, ``history``, ``optimize``, ``vacuum`` and ``verify``:
-0 ok, 1 usage error or fault (one line on stderr), and for ``verify`` 2: problems found.
+Every command: 0 ok, 1 usage error or fault (one line on stderr). The ingest also: 2 rejected
+files or failed folders, 3 concurrent writers kept conflicting, 4 nothing to ingest where a
+tree was expected, 130 interrupted. ``simlake verify``: 2 problems found.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from typing import NoReturn
 
 EXIT_OK = 0
 EXIT_FAULT = 1
-EXIT_PROBLEMS = 2
+EXIT_REJECTED = 2
+EXIT_PROBLEMS = EXIT_REJECTED  # verify: the database has problems
+EXIT_CONCURRENT = 3
+EXIT_NOTHING = 4
+EXIT_INTERRUPTED = 130
 
 
 class UsageParser(argparse.ArgumentParser):

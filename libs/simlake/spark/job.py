@@ -23,7 +23,6 @@ import datetime as dt
 import logging
 import math
 import os
-import sys
 import uuid
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,15 @@ from simlake.config import load_ingest_defaults, load_spark_profile
 from simlake.console import NORMAL, QUIET, VERBOSE, Console
 from simlake.ingest_options import IngestOptions
 from simlake.preflight import PreflightError
+from simlake.usage import (
+    EXIT_CONCURRENT,
+    EXIT_FAULT,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING,
+    EXIT_OK,
+    EXIT_REJECTED,
+    UsageParser,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,9 +50,8 @@ log = logging.getLogger(__name__)
 
 DEMO_DIR = "simlake-demo"
 
-#: Exit codes of the ingest job (see the module docstring).
-EXIT_OK, EXIT_FAILED, EXIT_REJECTED, EXIT_CONCURRENT, EXIT_NOTHING = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
+#: Exit codes of the ingest job (see the module docstring; their one home is simlake.usage).
+EXIT_FAILED = EXIT_FAULT
 
 EXIT_HELP = """exit codes:
   0  every sim-run folder found is in the database (ingested now or before)
@@ -54,14 +61,6 @@ EXIT_HELP = """exit codes:
   4  nothing to ingest: no sim-run folder under SIMRESULT_PATH, or it is itself a
      sim-run folder (pass its parent)
 --strict makes any rejected file fail its whole folder (nothing of it is written)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 1 (argparse's own 2 means rejected files here)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_FAILED, f"{self.prog}: error: {message}\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse and check the arguments, plan the run on the driver (a run with
     nothing new ends there, without Spark), start Spark, ingest, print the summary, keep the
     run's record and log in the database; the exit code says how it went."""
-    parser = _Parser(prog="simlake ingest", epilog=EXIT_HELP,
+    parser = UsageParser(prog="simlake ingest", epilog=EXIT_HELP,
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Ingest a raw simrun tree into the Delta tables of a database.")
     add_arguments(parser)
