@@ -29,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "./simlake-demo")
     parser.add_argument("db_path", nargs="?", help="database folder (default: ./simlake-demo/db)")
     parser.add_argument("--profile", default="local",
-                        help="Spark profile in conf/ (local, cluster) or a .toml path")
-    parser.add_argument("--conf-dir", default=None, help="configuration folder (default: conf/)")
+                        help="Spark profile (local, cluster) or a .toml path")
+    parser.add_argument("--conf-dir", default=None,
+                        help="configuration folder whose files replace the packaged ones "
+                             "(default: $SIMLAKE_CONF_DIR)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="Spark setting; overrides spark-defaults.conf and the profile")
     parser.add_argument("--strict", action="store_true",
                         help="any rejected file fails its folder and the run exits non-zero")
     parser.add_argument("--refresh", action="store_true",
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from simlake.spark.session import build_session
     from simlake.spark.tables import ConcurrentIngestError
 
-    spark = build_session(profile)
+    spark = build_session(profile, dict(kv.split("=", 1) for kv in args.conf if "=" in kv))
     try:
         summary = run(spark, opts)
     except ConcurrentIngestError as exc:
