@@ -57,7 +57,9 @@ class WheelVenv:
         self.wheel = build_wheel(os.path.join(base, "dist"))
         self.seconds["build wheel"] = time.monotonic() - start
         start = time.monotonic()
-        _run([sys.executable, "-m", "venv", self.venv])
+        # --copies: bin/python is the interpreter itself, not an absolute symlink to it (Spark
+        # refuses to unpack a tar entry that links outside its folder)
+        _run([sys.executable, "-m", "venv", "--copies", self.venv])
         self.seconds["create venv"] = time.monotonic() - start
 
     def install(self, extras: str = "") -> None:
@@ -76,8 +78,8 @@ class WheelVenv:
                               timeout=timeout, env=isolated_env(self.venv, **env))
 
     def pack(self, out: str) -> str:
-        """The venv packed by venv-pack for ``spark-submit --archives OUT#environment``
-        (an uncompressed tar: packing 1 GB with gzip costs a minute, plain tar seconds)."""
+        """The venv packed by venv-pack for ``spark-submit --archives OUT#environment``: an
+        uncompressed tar (seconds; gzip or venv-pack's zip take minutes for ~800 MB)."""
         start = time.monotonic()
         venv_pack = os.path.join(os.path.dirname(sys.executable), "venv-pack")
         _run([venv_pack, "--prefix", self.venv, "--output", out, "--format", "tar",

@@ -1,7 +1,7 @@
 """Airflow DAG of the nightly simlake ingest on a Spark cluster (copy into the DAGs folder and
 set the paths). The job ships its Python environment (``venv-pack`` of a venv with
 ``simlake[spark]``) with ``--archives``, so the workers need nothing installed; see
-``docs/operations.md``.
+``docs/deployment.md``.
 
 ``ingest`` runs ``spark-submit``; its exit code is the ingest's (0 ok, 1 fault, 2 rejected files
 or failed folders, 3 concurrent-run conflicts, 4 nothing to ingest). SparkSubmitOperator only

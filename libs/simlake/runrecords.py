@@ -6,8 +6,9 @@ say which ingests ran, when, and what each added, without a JVM. Fields every re
 ``run_id`` (str), ``started`` and ``finished`` (ISO-8601 UTC strings), ``exit_code`` (int);
 ``table_versions`` ({table name: its Delta version once the run's commits are done}; what
 ``as_of=run_id`` opens); the rest (folders, trials, files, bytes, rows per table, rejected
-files with reasons) is whatever the run knew. Each record is written atomically (temp file + rename), so a reader
-never sees half of one; a run killed before it writes its record simply has none.
+files with reasons) is whatever the run knew. Each record is written atomically (temp file +
+rename), so a reader never sees half of one; a run killed before it writes its record simply
+has none.
 """
 
 from __future__ import annotations

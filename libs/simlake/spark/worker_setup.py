@@ -36,4 +36,4 @@ def prepare_worker() -> None:
     if os.environ.get(SWITCH_ENV, "true").strip().lower() in ("0", "false", "no", "off"):
         return
     if not getattr(zipimport.zipimporter.invalidate_caches, _MARK, False):
-        zipimport.zipimporter.invalidate_caches = _keep_directory
+        zipimport.zipimporter.invalidate_caches = _keep_directory  # type: ignore[method-assign]
