@@ -1,6 +1,6 @@
 """The ingest under spark-submit on a real Spark standalone master + worker on 127.0.0.1, by
 Spark's own convention for Python dependencies: the job ships its environment (the built wheel
-installed in a fresh venv, packed by venv-pack) with ``--archives env.tar#environment`` and
+installed in a fresh venv, packed by venv-pack) with ``--archives env.tar.gz#environment`` and
 ``spark.pyspark.python=./environment/bin/python``. The worker has no simlake and no Python
 packages of ours on its path. The tables must equal those of a local-mode ingest."""
 
@@ -139,7 +139,7 @@ def _rows(db: str, key: str) -> list:
 @pytest.fixture(scope="module")
 def packed_env(wheel_venv, tmp_path_factory):
     """The wheel's venv packed once per test session for ``--archives``."""
-    return wheel_venv.pack(str(tmp_path_factory.mktemp("packed") / "env.tar"))
+    return wheel_venv.pack(str(tmp_path_factory.mktemp("packed") / "env.tar.gz"))
 
 
 def test_spark_submit_with_shipped_environment_equals_local(standalone, wheel_venv, packed_env,

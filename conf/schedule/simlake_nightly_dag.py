@@ -24,7 +24,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 RAW = "/data/simrun"
 DB = "/data/simlake/db"
 RECORDS = "/data/simlake/runs"  # one JSON run record per DAG run
-ENV_ARCHIVE = "/opt/simlake/simlake-env.zip"  # venv-pack --format zip -p VENV -o ...
+ENV_ARCHIVE = "/opt/simlake/simlake-env.tar.gz"  # venv-pack -p VENV -o ... (docs/deployment.md)
 JOB = "/opt/simlake/jobs/ingest_simrun.py"  # jobs/ingest_simrun.py of the release
 RECORD = RECORDS + "/nightly-{{ ds_nodash }}.json"
 
