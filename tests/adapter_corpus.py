@@ -270,7 +270,8 @@ def _sti_index(values: list[str]) -> pd.Index:
 
 
 def expected_metadata(c: Corpus) -> pd.DataFrame:
-    trs = c.visible
+    """ISF's metadata: one row per trial in key order, a plain integer index."""
+    trs = sorted(c.visible, key=lambda tr: tr.sti)
     stis = [tr.sti for tr in trs]
     df = pd.DataFrame(
         {
@@ -286,7 +287,6 @@ def expected_metadata(c: Corpus) -> pd.DataFrame:
                 dtype="str"),
         }
     )
-    df.index = _sti_index(stis)
     return df
 
 

@@ -97,7 +97,7 @@ def expected(raw) -> dict:
 def check_all(db: DataBase, expected: dict) -> None:
     assert list(db["sim_trial_index"]) == expected["trials"]
     meta = db["metadata"]
-    assert list(meta.index) == expected["trials"]
+    assert list(meta["sim_trial_index"]) == expected["trials"]
     assert list(meta.columns) == ["sim_trial_index", "path", "trialnr",
                                   "voltage_traces_file_name", "synapses_file_name",
                                   "cells_file_name"]
@@ -108,11 +108,11 @@ def check_all(db: DataBase, expected: dict) -> None:
         pd.testing.assert_frame_equal(frame.compute(), expected[key], check_exact=True)
     pd.testing.assert_frame_equal(db["spike_times"], expected["spike_times"], check_exact=True)
     dr = db["dendritic_recordings"]
-    assert dr.keys() == sorted(expected["dendritic_recordings"])
+    assert dr.keys() == tuple(sorted(expected["dendritic_recordings"]))
     for site, frame in expected["dendritic_recordings"].items():
         pd.testing.assert_frame_equal(dr[site].compute(), frame, check_exact=True)
     ds = db["dendritic_spike_times"]
-    assert ds.keys() == sorted(expected["dendritic_spike_times"])
+    assert ds.keys() == tuple(sorted(expected["dendritic_spike_times"]))
     for key, frame in expected["dendritic_spike_times"].items():
         pd.testing.assert_frame_equal(ds[key], frame, check_exact=True)
 
@@ -170,7 +170,7 @@ def test_optimize_materialises_link_keys(raw, expected, tmp_path, monkeypatch):
     assert fs.opened == []
     sti = expected["trials"][4]
     got = frame.loc[sti].compute()
-    assert len(fs.opened) == 1
+    assert len(set(fs.opened)) == 1  # its footer (row groups holding sti), then those rows
     pd.testing.assert_frame_equal(got, expected["voltage_traces"].loc[[sti]],
                                   check_exact=True)
 

@@ -66,7 +66,7 @@ def test_optimize_compacts_sorts_and_keeps_frames(fragmented):
     counts = {k: len(DeltaTable(t).file_uris()) for k, t in tables.items()}
     config = {k: DeltaTable(t).metadata().configuration for k, t in tables.items()}
     protocol = {k: DeltaTable(t).protocol() for k, t in tables.items()}
-    results = optimize(db, KEYS)
+    results = optimize(db, select=KEYS)
     for k, t in tables.items():
         n = len(DeltaTable(t).file_uris())
         assert n < counts[k], (k, n, counts[k])
@@ -100,13 +100,13 @@ def test_optimize_is_idempotent_and_default_selects_big_tables(fragmented):
 def test_small_target_cuts_files_at_trial_boundaries(fragmented):
     corpus, db = fragmented
     table = os.path.join(db.basedir, "synapse_activation")
-    optimize(db, ["synapse_activation"], target_file_bytes=1)  # cut as small as possible
+    optimize(db, select=["synapse_activation"], target_file_bytes=1)  # cut as small as possible
     layout = file_layout(table)
     assert len(layout) > 3
     for (_, hi1, _), (lo2, _, _) in zip(layout, layout[1:], strict=False):
         assert hi1 < lo2  # non-overlapping, no trial split over two files
     assert db["synapse_activation"].compute().equals(ac.expected_synapses(corpus))
-    optimize(db, ["synapse_activation"])  # and back into one file
+    optimize(db, select=["synapse_activation"])  # and back into one file
     assert len(file_layout(table)) == 1
 
 
@@ -115,10 +115,10 @@ def test_vacuum_keeps_removed_files_for_concurrent_readers(fragmented):
     table = os.path.join(db.basedir, "voltage_traces")
     old_files = DeltaTable(table).file_uris()
     graph = db["voltage_traces"]  # built on the old files
-    optimize(db, ["voltage_traces"])
+    optimize(db, select=["voltage_traces"])
     assert all(os.path.exists(p) for p in old_files)
     assert graph.compute().equals(ac.expected_voltage(corpus))  # still readable
-    res = optimize(db, ["voltage_traces"], force=True)
+    res = optimize(db, select=["voltage_traces"], force=True)
     assert len(res["voltage_traces"].vacuumed) == len(old_files)
     assert not any(os.path.exists(p) for p in old_files)
     assert db["voltage_traces"].compute().equals(ac.expected_voltage(corpus))
@@ -152,7 +152,7 @@ def test_concurrent_append_survives_optimize(fragmented, monkeypatch):
     _hook_first_write(monkeypatch, lambda: write_deltalake(table, _new_rows(corpus, run),
                                                            mode="append"))
     rows_before = DeltaTable(table).to_pyarrow_table().num_rows
-    optimize(db, ["voltage_traces"])
+    optimize(db, select=["voltage_traces"])
     stis = DeltaTable(table).to_pyarrow_table().column("sim_trial_index").to_pylist()
     assert len(stis) == rows_before + 1 == len(set(stis))
     assert f"{run}/000001" in stis
@@ -165,13 +165,13 @@ def test_concurrent_delete_makes_optimize_fail_cleanly(fragmented, monkeypatch):
     written = _hook_first_write(
         monkeypatch, lambda: DeltaTable(table).delete(f"sim_run = '{victim}'"))
     with pytest.raises(CommitFailedError, match="concurrent writer"):
-        optimize(db, ["voltage_traces"])
+        optimize(db, select=["voltage_traces"])
     assert written and not any(os.path.exists(os.path.join(table, p)) for p in written)
     stis = DeltaTable(table).to_pyarrow_table().column("sim_trial_index").to_pylist()
     assert not [s for s in stis if s.startswith(victim + "/")]
     assert len(stis) == len(set(stis))
     monkeypatch.undo()
-    optimize(db, ["voltage_traces"])  # a rerun completes
+    optimize(db, select=["voltage_traces"])  # a rerun completes
     got = db["voltage_traces"].compute()
     want = ac.expected_voltage(corpus)
     assert got.equals(want[~want.index.str.startswith(victim + "/")])
@@ -180,7 +180,7 @@ def test_concurrent_delete_makes_optimize_fail_cleanly(fragmented, monkeypatch):
 def test_stats_written_by_optimize_are_exact_json(fragmented):
     _, db = fragmented
     table = os.path.join(db.basedir, "cell_activation")
-    optimize(db, ["cell_activation"])
+    optimize(db, select=["cell_activation"])
     log_dir = os.path.join(table, "_delta_log")
     last = sorted(n for n in os.listdir(log_dir) if n.endswith(".json"))[-1]
     with open(os.path.join(log_dir, last)) as fh:

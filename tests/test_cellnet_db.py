@@ -124,7 +124,7 @@ def _replace(tree, key_path: tuple, value):
 
 def test_param_files_resolve_to_files_inside_the_database(db, ingested, tmp_path):
     root, raw, missing = db.basedir, ingested["raw"], ingested["missing"]
-    meta = db["metadata"]
+    meta = db["metadata"].set_index("sim_trial_index")
     seen_missing = 0
     for f in ingested["report"].folders:  # one trial per folder: every param file pair
         sti = f.sim_trial_indices()[0]
@@ -167,8 +167,9 @@ def test_param_files_resolve_to_files_inside_the_database(db, ingested, tmp_path
             assert _body(syn) == _body(raw_cfg["distributionFile"])
             assert _body(con) == _body(raw_cfg["connectionFile"])
             # the .syn header names the database's copy of the morphology
-            header_ref = _read(syn).split(b"\n")[1].decode().split(":", 1)[1].strip()
-            assert os.path.join(root, *header_ref.split("/")) == hoc
+            header_ref = _read(syn).split(b"\n")[1].decode().split(": ", 1)[1].strip()
+            assert header_ref.startswith("reldb://")  # ISF's scheme, resolved as ISF does
+            assert os.path.join(root, *header_ref.split("/")[2:]) == hoc
             base = ("network", celltype, "synapses")
             expected = _replace(expected, base + ("distributionFile",), syn)
             expected = _replace(expected, base + ("connectionFile",), con)

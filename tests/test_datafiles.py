@@ -76,15 +76,66 @@ def test_split_folders_gives_one_file_per_folder(tmp_path):
         ["r/a"] * 2, ["r/b"] * 3, ["r/c"]]
 
 
-def test_without_split_folders_share_a_file_and_row_groups_follow_the_budget(tmp_path):
+def test_without_split_folders_share_a_file_and_each_flush_ends_a_row_group(tmp_path):
     root = str(tmp_path)
     writer = TableFileWriter(root, "voltage_traces", schemas.VOLTAGE_TRACES,
-                             row_group_bytes=1)  # every add becomes a row group
+                             buffer_bytes=1)  # every add is written at once
     for s in ("r/a", "r/b", "r/c"):
         writer.add(_dendritic_rows("x", s, range(2)).drop_columns(["recording_site"]))
     (f,) = writer.close()
     assert f.sim_runs == ("r/a", "r/b", "r/c") and f.num_records == 6
     assert pq.ParquetFile(os.path.join(root, f.path)).metadata.num_row_groups == 3
+
+
+def _trial_rows(sizes: list[int]) -> pa.Table:
+    """cell_activation rows: ``sizes[i]`` rows for trial i (in key order)."""
+    stis = [schemas.sim_trial_index("results/r", i) for i, n in enumerate(sizes) for _ in range(n)]
+    n = len(stis)
+    return pa.table({
+        "sim_trial_index": stis, "sim_run": ["results/r"] * n,
+        "trialnr": [int(s[-6:]) for s in stis], "presynaptic_cell_type": ["L4ss"] * n,
+        "cell_ID": list(range(n)), "spike_times": [[float(i)] * 3 for i in range(n)],
+    }, schema=schemas.CELL_ACTIVATION)
+
+
+def _row_groups(path: str) -> list[tuple[list[str], str, str]]:
+    """Per row group: its keys as read back, and the footer's min/max of the key."""
+    pf = pq.ParquetFile(path)
+    out = []
+    for g in range(pf.metadata.num_row_groups):
+        keys = pf.read_row_group(g, columns=["sim_trial_index"]).column(0).to_pylist()
+        st = pf.metadata.row_group(g).column(0).statistics
+        assert pf.metadata.row_group(g).column(0).path_in_schema == "sim_trial_index"
+        out.append((keys, st.min, st.max))
+    return out
+
+
+@pytest.mark.parametrize("target,per_group", [(1, 1), (None, 3), (1 << 30, None)])
+def test_row_groups_hold_whole_trials_with_exact_key_statistics(tmp_path, target, per_group):
+    sizes = [5, 1, 7, 2, 2, 9, 4, 3, 1, 6]
+    rows = _trial_rows(sizes)
+    if target is None:  # about three trials' bytes (trials average 4 rows)
+        target = int(rows.nbytes / rows.num_rows * 4 * 3)
+    writer = TableFileWriter(str(tmp_path), "cell_activation", schemas.CELL_ACTIVATION,
+                             row_group_bytes=target)
+    writer.add(rows.slice(0, 20))
+    writer.add(rows.slice(20))
+    (f,) = writer.close()
+    groups = _row_groups(os.path.join(str(tmp_path), f.path))
+    read_back = [k for keys, _, _ in groups for k in keys]
+    assert read_back == rows.column("sim_trial_index").to_pylist()
+    seen: set[str] = set()
+    for keys, lo, hi in groups:
+        assert (lo, hi) == (min(keys), max(keys))  # exact bounds
+        assert not seen.intersection(keys)  # no trial is cut between two row groups
+        seen.update(keys)
+    trials_per_group = [len(set(keys)) for keys, _, _ in groups]
+    if per_group == 1:
+        assert trials_per_group == [1] * len(sizes)
+    elif per_group is None:
+        assert len(groups) == 1
+    else:  # groups of about the target: more than one trial each, never all of them
+        assert 1 < len(groups) < len(sizes) and max(trials_per_group) <= 2 * per_group
 
 
 def test_abort_deletes_the_files_written(tmp_path):
@@ -150,3 +201,26 @@ def test_encoded_strings_are_written_as_plain_strings(tmp_path):
     stats = json.loads(f.stats)
     assert stats["minValues"] == {"sim_trial_index": "results/a/000000", "sim_run": "results/a"}
     assert stats["maxValues"] == {"sim_trial_index": "results/b/000001", "sim_run": "results/b"}
+
+
+def test_footer_records_the_longest_list_per_sim_run(tmp_path):
+    from simlake.datafiles import LIST_LENGTHS_KEY, encode_strings
+
+    def rows(sim_run: str, lengths: list[int]) -> pa.Table:
+        n = len(lengths)
+        return pa.table({
+            "sim_trial_index": [schemas.sim_trial_index(sim_run, 0)] * n,
+            "sim_run": [sim_run] * n, "trialnr": [0] * n,
+            "presynaptic_cell_type": ["L4ss"] * n, "cell_ID": list(range(n)),
+            "spike_times": [None if k < 0 else [1.0] * k for k in lengths],
+        }, schema=schemas.CELL_ACTIVATION)
+
+    parts = {"results/a": [2, 0, 5], "results/b": [-1, 1], "results/c": [0]}
+    writer = TableFileWriter(str(tmp_path), "cell_activation", schemas.CELL_ACTIVATION)
+    for i, (run, lengths) in enumerate(parts.items()):
+        part = rows(run, lengths)
+        writer.add(encode_strings(part) if i == 1 else part)  # as decoders hand them over
+    [f] = writer.close()
+    footer = pq.ParquetFile(os.path.join(str(tmp_path), f.path)).metadata.metadata
+    recorded = json.loads(footer[LIST_LENGTHS_KEY.encode()])
+    assert recorded == {"spike_times": {run: max(max(v), 0) for run, v in parts.items()}}

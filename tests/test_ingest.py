@@ -194,10 +194,16 @@ def test_parameterfiles_hashes_and_stored_copies(ingested):
             for reference in referenced_files(params_dict, kind):
                 if os.path.basename(reference.path) == os.path.basename(ingested["missing"]):
                     continue
-                resolved = os.path.join(db, reference.path)
+                # ISF's reldb:// rule (data_base.dbopen): the path after "reldb://", in the db
+                assert reference.path.startswith("reldb://"), reference
+                resolved = os.path.join(db, *reference.path.split("/")[2:])
                 assert os.path.isfile(resolved), reference
     errors = _table(db, "ingest_errors").to_pandas()
     assert any(ingested["missing"] in r for r in errors["reason"]), errors
+    # the executors recorded each distinct file's outcome once, under its md5
+    for kind, column in (("neuron", "hash_neuron"), ("network", "hash_network")):
+        records = os.listdir(os.path.join(db, "_simlake_paramfiles", kind))
+        assert sorted(records) == sorted(f"{h}.json" for h in set(params[column]))
 
 
 def test_manifest(ingested):

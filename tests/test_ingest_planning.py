@@ -13,7 +13,7 @@ from simlake.spark.ingest import (
     folder_fingerprint,
     plan_folders,
 )
-from simlake.spark.job import EXIT_OK, EXIT_REJECTED, exit_code
+from simlake.spark.job import EXIT_NOTHING, EXIT_OK, EXIT_REJECTED, exit_code
 
 NAMES = ["20150815-1530_20240", "20150816-1530_20241", "20150817-1530_20242",
          "20150818-1530_20243", "20150819-1530_20244", "20150820-1530_20245"]
@@ -87,10 +87,15 @@ def test_pause_hook_options_and_exit_codes():
         IngestOptions("/r", "/d", pause_after="metadata")
     with pytest.raises(ValueError, match="STEP or STEP:N"):
         IngestOptions("/r", "/d", pause_after="metadata:x", pause_file="/p")
-    summary = IngestSummary("r", "/d", "/r")
+    summary = IngestSummary("r", "/d", "/r", folders_found=2)
     assert exit_code(IngestOptions("/r", "/d", strict=True), summary) == EXIT_OK
     from simlake.spark.ingest import Rejection
 
     summary.rejections.append(Rejection("/r/x", None, "listing", "symlink loop"))
-    assert exit_code(IngestOptions("/r", "/d"), summary) == EXIT_OK
+    assert exit_code(IngestOptions("/r", "/d"), summary) == EXIT_REJECTED
     assert exit_code(IngestOptions("/r", "/d", strict=True), summary) == EXIT_REJECTED
+    before = IngestSummary("r", "/d", "/r", folders_found=2, folders_failed_before=["a"])
+    assert exit_code(IngestOptions("/r", "/d"), before) == EXIT_REJECTED  # still left out
+    assert exit_code(IngestOptions("/r", "/d"), IngestSummary("r", "/d", "/r")) == EXIT_NOTHING
+    running = IngestSummary("r", "/d", "/r", skipped_running=["x_running"])
+    assert exit_code(IngestOptions("/r", "/d"), running) == EXIT_OK  # taken by a later run

@@ -32,7 +32,7 @@ def test_link_mode_frames_equal_delta_frames(ingested, tmp_path):
     assert linked["filelist"] == delta["filelist"]
     for key in ("voltage_traces", "synapse_activation", "cell_activation", "spike_times"):
         _equal(linked[key], delta[key])
-    pd.testing.assert_series_equal(linked["sim_trial_index"], delta["sim_trial_index"])
+    pd.testing.assert_index_equal(linked["sim_trial_index"], delta["sim_trial_index"])
     site = delta["dendritic_recordings"].keys()[0]
     _equal(linked["dendritic_recordings"][site], delta["dendritic_recordings"][site])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import shutil
 
 import pytest
 
@@ -17,6 +18,8 @@ from simlake.paramfiles import (
     resolve_reference,
     store_parameter_file,
 )
+from simlake.paramparse import scan_param_text
+from simlake.paramstore import FolderFiles, local_runner, store_folders
 
 NEURON_TEXT = """# a neuron model; "quotes" and 'quotes' in a comment, and a { brace
 {
@@ -191,8 +194,8 @@ def test_store_neuron_param_file(sources):
     copy = parse_param_file(path)
     hoc_ref = copy["neuron"]["filename"]
     site_ref = copy["sim"]["recordingSites"][0]
-    assert hoc_ref == f"morphology/{_md5(sources['hoc'])}_cell.hoc"
-    assert site_ref == f"recsites_folder/{_md5(sources['site'])}_sites.landmarkAscii"
+    assert hoc_ref == f"reldb://morphology/{_md5(sources['hoc'])}_cell.hoc"
+    assert site_ref == f"reldb://recsites_folder/{_md5(sources['site'])}_sites.landmarkAscii"
     original["neuron"]["filename"] = hoc_ref
     original["sim"]["recordingSites"][0] = site_ref
     assert copy == original  # everything else identical (tuples stay tuples)
@@ -223,7 +226,7 @@ def test_store_network_param_file_rewrites_syn_and_con_headers(sources):
     assert len(os.listdir(os.path.join(db, "morphology"))) == 1  # the .hoc the .syn names
     syn_copy = open(resolve_reference(db, l2["distributionFile"])).read().splitlines()
     con_copy = open(resolve_reference(db, l2["connectionFile"])).read().splitlines()
-    hoc_ref = f"morphology/{_md5(sources['hoc'])}_cell.hoc"
+    hoc_ref = f"reldb://morphology/{_md5(sources['hoc'])}_cell.hoc"
     assert syn_copy[1] == f"# corresponding to cell: {hoc_ref}"
     assert con_copy[1] == f"# {l2['distributionFile']}"
     # the header references resolve to the copies; the data lines are unchanged
@@ -232,7 +235,7 @@ def test_store_network_param_file_rewrites_syn_and_con_headers(sources):
     assert con_copy[2:] == open(sources["con"]).read().splitlines()[2:]
     # names are content addressed: <md5 of the stored bytes>_<basename>
     for ref in (l2["distributionFile"], l2["connectionFile"]):
-        name = ref.split("/")[1]
+        name = ref.split("/")[-1]
         assert name.split("_", 1)[0] == _md5(resolve_reference(db, ref))
     assert {(m.key, m.path) for m in stored.missing} == {
         ("network.L6.synapses.distributionFile", "/gone/l6.syn"),
@@ -349,3 +352,188 @@ def test_syn_header_naming_the_cell_by_file_name_uses_the_morphology_hint(source
                              hinted.references["network.L2.synapses.distributionFile"])
     assert open(copy).read().splitlines()[1] == (
         f"# corresponding to cell: {neuron.references['neuron.filename']}")
+
+
+# -- reldb:// references -----------------------------------------------------------------------
+
+
+def _isf_resolve(db: str, ref: str) -> str:
+    """ISF's rule (data_base.dbopen): the path after ``reldb://``, inside the database."""
+    assert ref.startswith("reldb://"), ref
+    return os.path.join(db, *ref.split("/")[2:])
+
+
+def test_references_round_trip_through_reldb(sources):
+    db = sources["db"]
+    neuron = store_parameter_file(sources["neuron"], db, "neuron")
+    hint = neuron.sources["neuron.filename"]
+    network = store_parameter_file(sources["network"], db, "network", morphology_hint=hint)
+    copies = {kind: parse_param_file(os.path.join(db, s.stored_path))
+              for kind, s in (("neuron", neuron), ("network", network))}
+    raw = {kind: parse_param_file(sources[kind]) for kind in ("neuron", "network")}
+    checked = 0
+    for kind, copy in copies.items():
+        originals = {r.key: r.path for r in referenced_files(raw[kind], kind)}
+        for ref in referenced_files(copy, kind):
+            source = originals[ref.key]
+            if source.startswith("/gone/"):  # missing at ingest: kept as written
+                assert ref.path == source
+                continue
+            target = _isf_resolve(db, ref.path)
+            assert resolve_reference(db, ref.path) == target
+            data, original = open(target, "rb").read(), open(source, "rb").read()
+            if target.endswith((".syn", ".con")):  # header line 2 names the copy, reldb too
+                lines, raw_lines = data.split(b"\n"), original.split(b"\n")
+                assert lines[:1] + lines[2:] == raw_lines[:1] + raw_lines[2:]
+                header_ref = lines[1].decode().split()[-1]
+                assert os.path.isfile(_isf_resolve(db, header_ref))
+            else:
+                assert data == original
+            checked += 1
+    assert checked == 2 + 4  # hoc + landmark; .syn and .con of L2 and VPM
+
+
+def test_older_databases_with_plain_relative_references_still_load(sources):
+    """A database written before reldb://: stored copy with ``morphology/<md5>_cell.hoc``."""
+    from simlake.cellnet import load_stored_params
+    from simlake.paramrecords import RECORDS_DIR
+
+    db = sources["db"]
+    stored = store_parameter_file(sources["neuron"], db, "neuron")
+    path = os.path.join(db, stored.stored_path)
+    text = open(path).read().replace("reldb://", "")
+    with open(path, "w") as fh:  # as an older simlake wrote it, with no outcome record
+        fh.write(text)
+    shutil.rmtree(os.path.join(db, RECORDS_DIR))
+    params = load_stored_params(db, "neuron", stored.md5)
+    assert params["neuron"]["filename"] == os.path.join(os.path.abspath(db), "morphology",
+                                                        f"{_md5(sources['hoc'])}_cell.hoc")
+    assert open(params["neuron"]["filename"], "rb").read() == open(sources["hoc"], "rb").read()
+    # storing the same md5 again reads the stored copy, not the source, and records it
+    scans = CountingScan()
+    again = store_parameter_file(sources["neuron"], db, "neuron", scan=scans)
+    assert scans.calls == [] and not again.parsed
+    assert again.references == {k: v.replace("reldb://", "") for k, v in stored.references.items()}
+    assert [m.path for m in again.missing] == ["/gone/away.landmarkAscii"]
+    assert os.path.isdir(os.path.join(db, RECORDS_DIR))
+
+
+# -- each distinct file once -------------------------------------------------------------------
+
+
+class CountingScan:
+    """The real parser, counting the texts it is given (picklable)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, text: str, path: str, locate: bool = False):
+        self.calls.append(path)
+        return scan_param_text(text, path, locate=locate)
+
+
+def _folders(tmp_path, sources, networks: list[str], tag: str) -> list[FolderFiles]:
+    """One sim-run folder per network text, each with a copy of the same neuron file."""
+    out = []
+    for k, text in enumerate(networks):
+        folder = tmp_path / "raw" / f"20150815-1530_{tag}{k}"
+        folder.mkdir(parents=True)
+        neuron = folder / f"{k}_neuron_model.param"
+        neuron.write_bytes(open(sources["neuron"], "rb").read())
+        network = folder / f"{k}_network_model.param"
+        network.write_text(text)
+        out.append(FolderFiles(f"raw/{folder.name}", str(neuron), str(network)))
+    return out
+
+
+def test_a_repeated_md5_is_parsed_once_per_database(sources, tmp_path):
+    shared = open(sources["network"]).read()
+    other = shared.replace('"cellNr": 3', '"cellNr": 4')
+    evil = "{'network': __import__('os').getcwd()}"
+    networks = [shared, shared, other, evil, shared, evil]
+    folders = _folders(tmp_path, sources, networks, "a")
+    db = str(tmp_path / "db")
+    scans = CountingScan()
+    first = store_folders(folders, db, local_runner, scan=scans)
+    # one parse per distinct md5: the neuron file, two good network files, the rejected one
+    assert len(scans.calls) == 4
+    assert sorted(map(_md5, scans.calls)) == sorted(
+        {_md5(f.neuron) for f in folders} | {_md5(f.network) for f in folders})
+    for f, result, text in zip(folders, first, networks, strict=True):
+        assert result.hash_neuron == _md5(f.neuron)
+        kinds = [kind for _, kind, _ in result.rejections]
+        if text is evil:
+            assert result.hash_network is None
+            assert (f.network, "network_param", "not a plain literal: Call at line 1") in \
+                result.rejections
+        else:
+            assert result.hash_network == _md5(f.network)
+            assert kinds.count("network_param_reference") == 2  # L6's .syn and .con
+        assert kinds.count("neuron_param_reference") == 1  # the missing landmark
+        assert all(path in (f.neuron, f.network) for path, _, _ in result.rejections)
+    # a later batch or run: new folders with the same files cost their md5s, no parse
+    scans.calls.clear()
+    later = _folders(tmp_path, sources, networks, "b")
+    second = store_folders(later, db, local_runner, scan=scans)
+    assert scans.calls == []
+    for a, b in zip(first, second, strict=True):
+        assert (a.hash_neuron, a.hash_network) == (b.hash_neuron, b.hash_network)
+        assert [(k, r) for _, k, r in a.rejections] == [(k, r) for _, k, r in b.rejections]
+    # the stored copies are the ones the first pass wrote: one per distinct good file
+    assert sorted(os.listdir(os.path.join(db, "parameterfiles_network_folder"))) == sorted(
+        {_md5(f.network) for f, t in zip(folders, networks, strict=True) if t is not evil})
+
+
+def test_network_files_of_a_new_neuron_file_get_its_morphology_hint(sources, tmp_path):
+    """The .syn names its cell by file name only; the folder's neuron file (stored in the same
+    call) says which morphology that is, so the stored .syn points at the stored .hoc."""
+    netdir = tmp_path / "network"
+    netdir.mkdir()
+    (netdir / "cell.syn").write_text("# Synapse distribution file\n"
+                                     "# corresponding to cell: cell.hoc\n# x\n\nL2\t0\t0.5\n")
+    syn = netdir / "cell.syn"
+    text = f'{{"network": {{"L2": {{"synapses": {{"distributionFile": "{syn}"}}}}}}}}'
+    folders = _folders(tmp_path, sources, [text, text.replace("L2", "L3")], "h")
+    db = str(tmp_path / "db")
+    results = store_folders(folders, db, local_runner)
+    assert all(r.hash_network for r in results)
+    assert not [r for res in results for r in res.rejections if "header" in r[2]]
+    for f in folders:
+        stored = parse_param_file(os.path.join(db, "parameterfiles_network_folder",
+                                               _md5(f.network)))
+        (cfg,) = stored["network"].values()
+        syn = open(_isf_resolve(db, cfg["synapses"]["distributionFile"])).read().splitlines()
+        assert syn[1] == f"# corresponding to cell: reldb://morphology/{_md5(sources['hoc'])}" \
+                         "_cell.hoc"
+
+
+def test_a_missing_file_named_by_many_cell_types_is_one_line_per_folder(sources, tmp_path):
+    cells = ", ".join(f'"L{i}": {{"synapses": {{"distributionFile": "/gone/all.syn"}}}}'
+                      for i in range(50))
+    folders = _folders(tmp_path, sources, ["{'network': {" + cells + "}}"] * 2, "m")
+    for result in store_folders(folders, str(tmp_path / "db"), local_runner):
+        lines = [r for _, kind, r in result.rejections if kind == "network_param_reference"]
+        assert lines == ["reference network.L0.synapses.distributionFile (and 49 more) -> "
+                         "/gone/all.syn not stored: no such file"]
+
+
+def test_an_md5_known_in_another_database_is_not_stored_again(sources, tmp_path):
+    """Strict runs check param files in a scratch folder: what the database knows is reused."""
+    folders = _folders(tmp_path, sources, [open(sources["network"]).read()], "k")
+    db, scratch = str(tmp_path / "db"), str(tmp_path / "scratch")
+    first = store_folders(folders, db, local_runner)
+    scans = CountingScan()
+    checked = store_folders(folders, scratch, local_runner, scan=scans, known_in=[db])
+    assert scans.calls == [] and not os.path.exists(scratch)
+    assert checked == first
+
+
+def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_path):
+    def broken(text, path, locate=False):
+        raise RuntimeError("boom\nsecond line")
+
+    folders = _folders(tmp_path, sources, [open(sources["network"]).read()] * 2, "u")
+    results = store_folders(folders, str(tmp_path / "db"), local_runner, scan=broken)
+    for f, result in zip(folders, results, strict=True):
+        assert (result.hash_neuron, result.hash_network) == (None, None)
+        assert (f.network, "network_param", "RuntimeError: boom second line") in result.rejections

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from simlake import synth
+from simlake.synth import numbers
 
 OLD_FOLDER = re.compile(r"^\d{8}-\d{4}_(\d+)$")
 NEW_FOLDER = re.compile(r"^\d{8}-\d{4}_(seed\d+_pid\d+)$")
@@ -498,14 +499,15 @@ def test_cli_arguments_and_run(tmp_path, capsys):
     assert len(discover(tmp_path / "cli")) == 6
     assert synth.run(args) == 2  # not empty any more
     defaults = parser.parse_args(["x"])
-    assert (defaults.runs, defaults.trials, defaults.seed) == (12, 25, 0)
+    assert (defaults.runs, defaults.trials, defaults.seed) == (12, None, 0)  # None: 25 a folder
+    assert (defaults.profile, defaults.network_params) == ("default", "variants")
 
 
 def test_number_formatting_is_str_float():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(-60.0, 30.0, 5000), rng.uniform(0, 99999.0, 500),
                              [0.0, -0.0, 1e-12, -3e-5, 5e-5, 0.0001, 99999.9999999999, 100.025]])
-    flat, lengths = synth._fixed_point_tokens(synth._quantise(values), ord(","))
+    flat, lengths = numbers.fixed_point_tokens(numbers.quantise(values), ord(","))
     tokens = flat.tobytes().decode().split(",")[:-1]
     assert len(tokens) == values.size and sum(lengths) == flat.size
     assert all(repr(float(t)) == t for t in tokens)

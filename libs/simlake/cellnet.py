@@ -19,7 +19,7 @@ import pandas as pd
 
 from simlake.morphology import Cell, read_hoc
 from simlake.network import Network, build_network
-from simlake.paramfiles import Kind, referenced_files, stored_param_path
+from simlake.paramfiles import Kind, referenced_files, resolve_reference, stored_param_path
 from simlake.params import Params
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,11 @@ def _set_path(obj: Any, key_path: tuple, value: Any) -> Any:
 
 
 def load_stored_params(db_root: str, kind: Kind, md5: str) -> Params:
-    """A stored param file with its references resolved to absolute paths in the database."""
+    """A stored param file with its references resolved to absolute paths in the database
+    (``reldb://<folder>/<file>``, or the plain db-relative paths of older simlake versions)."""
     params = Params.from_file(stored_param_path(db_root, kind, md5))
-    for ref in referenced_files(params, kind, base_dir=db_root):
-        _set_path(params, ref.key_path, ref.abspath)
+    for ref in referenced_files(params, kind):
+        _set_path(params, ref.key_path, resolve_reference(db_root, ref.path))
     return params
 
 

@@ -43,12 +43,27 @@ def _sql(argv: list[str]) -> int:
     return sql_main(argv)
 
 
+def _ops(name: str):
+    """A command of :mod:`simlake.ops.commands` (imported when run: no JVM, no Spark)."""
+    def command(argv: list[str]) -> int:
+        from simlake.ops import commands
+
+        return getattr(commands, f"{name}_main")(argv)
+
+    return command
+
+
 COMMANDS = {
     "synth": (_synth, "write a generated raw simrun tree (every format variant)"),
     "ingest": (_ingest, "ingest a raw simrun tree into Delta tables (Spark)"),
     "register": (_register, "register a database's tables and views in the Spark SQL catalog"),
     "sql": (_sql, "run a Spark SQL query over a database and print or save the result"),
     "badcorpus": (_badcorpus, "write a raw simrun tree with every kind of damaged input"),
+    "info": (_ops("info"), "tables, versions, trials, files, size and last ingest of a database"),
+    "history": (_ops("history"), "every ingest run of a database"),
+    "optimize": (_ops("optimize"), "compact and sort a database's big tables (no JVM)"),
+    "vacuum": (_ops("vacuum"), "delete data files no table version within the retention uses"),
+    "verify": (_ops("verify"), "check a database is intact; one line per problem"),
 }
 
 

@@ -11,8 +11,10 @@ the driver can leave out files of folders that failed.
 
 Layout: rows are written in the order they come (the planner orders tasks by
 ``sim_trial_index``), one file per task group and Hive partition value, and, when asked, one
-file per sim-run folder. Partition columns are not stored in the files (Delta keeps them in the
-log). Files sit flat in the table folder under unique names.
+file per sim-run folder. Within a file, row groups hold whole trials (about
+:data:`ROW_GROUP_BYTES` each) with exact min/max of ``sim_trial_index`` in the footer, so that
+one trial is read without the rest of its file. Partition columns are not stored in the files
+(Delta keeps them in the log). Files sit flat in the table folder under unique names.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simlake import schemas
+
+KEY = "sim_trial_index"
 
 #: Key columns with Delta statistics, by preference; a table gets the first two it has (wide
 #: array rows make full statistics costly, and the keys are all that readers skip on).
@@ -41,8 +46,14 @@ def stats_columns(schema: pa.Schema) -> list[str]:
     ``delta.dataSkippingStatsColumns`` declares them, the writer computes them."""
     return [c for c in STATS_COLUMNS if c in schema.names][:2]
 
-#: Rows are buffered up to this many bytes (Arrow, uncompressed) before they become a row group.
-ROW_GROUP_BYTES = 32 * 1024 * 1024
+#: Rows are buffered up to this many bytes (Arrow, uncompressed) before they are written.
+BUFFER_BYTES = 32 * 1024 * 1024
+
+#: Row groups end at trial boundaries and hold whole trials, about this many bytes of them
+#: (Arrow, uncompressed; a trial larger than this gets a row group of its own). With footer
+#: statistics on ``sim_trial_index`` per row group, a reader of one trial decodes one small
+#: row group instead of the file.
+ROW_GROUP_BYTES = 1024 * 1024
 
 #: Parquet codecs. Trace columns (time axis, membrane potential): zstd, 40% smaller than lz4 or
 #: snappy at about the same speed. Every other column (keys, activation times): lz4, as small as
@@ -71,6 +82,12 @@ def _leaf(field: pa.Field) -> str:
 #: columns: statistics of every string and number column were about a fifth of writing a
 #: synapse file, and no reader prunes on them (rows are laid out by trial).
 FOOTER_STATISTICS = STATS_COLUMNS + ("trialnr", "recording_site", "threshold", "t")
+
+
+#: Footer key of the longest list of every list column per sim-run folder (JSON
+#: ``{column: {sim_run: length}}``): readers size the activation frames (``K``) from footers
+#: instead of scanning every list of the table.
+LIST_LENGTHS_KEY = "simlake.max_list_length"
 
 
 def statistics_columns(schema: pa.Schema) -> list[str]:
@@ -217,7 +234,8 @@ class TableFileWriter:
 
     def __init__(self, table_root: str, table: str, schema: pa.Schema,
                  partition_columns: Sequence[str] = (), split_folders: bool = False,
-                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
+                 row_group_bytes: int = ROW_GROUP_BYTES,
+                 buffer_bytes: int = BUFFER_BYTES) -> None:
         self.table_root = table_root
         self.table = table
         self.partition_columns = tuple(partition_columns)
@@ -228,6 +246,7 @@ class TableFileWriter:
         self.stats_columns = stats_columns(schema)
         self.split_folders = split_folders
         self.row_group_bytes = row_group_bytes
+        self.buffer_bytes = buffer_bytes
         self.files: list[DataFile] = []
         self._writer: pq.ParquetWriter | None = None
         self._name = ""
@@ -237,6 +256,9 @@ class TableFileWriter:
         self._rows = 0
         self._sim_runs: list[str] = []
         self._stats_parts: list[pa.Table] = []
+        self._list_columns = [f.name for f in self.file_schema if pa.types.is_list(f.type)
+                              and f.name not in TRACE_COLUMNS]
+        self._list_max: dict[str, dict[str, int]] = {}
 
     def add(self, rows: pa.Table) -> None:
         """Append ``rows`` (columns of the table schema, partition columns included)."""
@@ -255,11 +277,23 @@ class TableFileWriter:
         return self.files
 
     def abort(self) -> None:
-        """Close and delete the files written so far (they were never committed)."""
-        self._close_file()
-        for f in self.files:
+        """Delete the files written so far, the open one too (they were never committed).
+
+        Called while another error is being raised (a full disk, a failed decode): nothing is
+        flushed, and an error of the writer (which may be broken by that first error, e.g.
+        Arrow's "Operation on closed file") is swallowed so that it never masks the first."""
+        names = [f.path for f in self.files]
+        if self._writer is not None:
+            names.append(self._name)
             try:
-                os.remove(os.path.join(self.table_root, f.path))
+                self._writer.close()
+            except Exception:  # the first error is the one that matters
+                pass
+        self._writer, self._key, self._buffer, self._buffered = None, None, [], 0
+        self._rows, self._sim_runs, self._stats_parts = 0, [], []
+        for name in names:
+            try:
+                os.remove(os.path.join(self.table_root, name))
             except OSError:
                 pass
         self.files = []
@@ -297,11 +331,30 @@ class TableFileWriter:
             if s not in self._sim_runs:
                 self._sim_runs.append(s)
         self._stats_parts.append(encode_strings(part.select(self.stats_columns)))
+        self._note_list_lengths(part, sim_runs)
         self._buffer.append(encode_strings(conform(part, self.file_schema)))
         self._buffered += part.nbytes
         self._rows += part.num_rows
-        if self._buffered >= self.row_group_bytes:
+        if self._buffered >= self.buffer_bytes:
             self._flush()
+
+    def _note_list_lengths(self, part: pa.Table, sim_runs: list[str]) -> None:
+        """Track the longest list of each list column per sim-run (see LIST_LENGTHS_KEY)."""
+        for name in self._list_columns:
+            lengths = pc.fill_null(pc.list_value_length(part.column(name)), 0)
+            seen = self._list_max.setdefault(name, {})
+            if len(sim_runs) == 1:  # the usual part: one folder's file(s), no grouping
+                k = pc.max(lengths).as_py() or 0
+                seen[sim_runs[0]] = max(seen.get(sim_runs[0], 0), k)
+                continue
+            runs = part.column("sim_run")
+            if pa.types.is_dictionary(runs.type):
+                runs = runs.cast(runs.type.value_type)
+            agg = pa.table({"sim_run": runs, "k": lengths}).group_by("sim_run").aggregate(
+                [("k", "max")])
+            for run, k in zip(agg.column("sim_run").to_pylist(),
+                              agg.column("k_max").to_pylist(), strict=True):
+                seen[run] = max(seen.get(run, 0), k)
 
     def _flush(self) -> None:
         if not self._buffer:
@@ -318,13 +371,16 @@ class TableFileWriter:
                 {"ARROW:schema": arrow_schema_metadata(self.file_schema)})
         # one dictionary per column chunk: the writer then takes the codes as they are
         table = pa.concat_tables(self._buffer).unify_dictionaries()
-        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        for start, length in trial_row_groups(table, self.row_group_bytes):
+            self._writer.write_table(table.slice(start, length), row_group_size=length)
         self._buffer, self._buffered = [], 0
 
     def _close_file(self) -> None:
         self._flush()
         if self._writer is None:
             return
+        if self._list_max:
+            self._writer.add_key_value_metadata({LIST_LENGTHS_KEY: json.dumps(self._list_max)})
         self._writer.close()
         path = os.path.join(self.table_root, self._name)
         stat = os.stat(path)
@@ -339,6 +395,42 @@ class TableFileWriter:
         self._rows = 0
         self._sim_runs = []
         self._stats_parts = []
+        self._list_max = {}
+
+
+def trial_row_groups(table: pa.Table, target_bytes: int) -> list[tuple[int, int]]:
+    """``(start, length)`` of the row groups ``table`` (rows in key order) is written as: cut
+    only where ``sim_trial_index`` changes, each about ``target_bytes`` (by the table's mean
+    row size). A table without the key is one row group."""
+    n = table.num_rows
+    if n == 0:
+        return []
+    if KEY not in table.column_names or n == 1:
+        return [(0, n)]
+    codes = _key_codes(table.column(KEY))
+    trial_starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
+    row_bytes = table.nbytes / n
+    # a trial opens a new row group when the bytes before it pass the next multiple of the
+    # target: whole trials, groups of about the target, a big trial alone
+    bucket = np.floor(trial_starts * row_bytes / max(1, target_bytes)).astype(np.int64)
+    starts = trial_starts[np.concatenate(([True], bucket[1:] != bucket[:-1]))]
+    ends = np.append(starts[1:], n)
+    return [(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
+
+
+def _key_codes(key: pa.ChunkedArray) -> np.ndarray:
+    """An integer per row, equal where the keys are equal (neighbours compared only)."""
+    first = key.chunk(0) if key.num_chunks else None
+    if first is not None and pa.types.is_dictionary(key.type) and all(
+            c.dictionary.equals(first.dictionary) for c in key.chunks[1:]):
+        # one dictionary (the writer unifies them): compare codes, not strings (10x faster)
+        return np.concatenate([c.indices.fill_null(-1).to_numpy() for c in key.chunks])
+    plain = key.combine_chunks() if key.num_chunks != 1 else first
+    if pa.types.is_dictionary(plain.type):
+        plain = plain.dictionary_decode()
+    changes = pc.fill_null(pc.not_equal(plain[1:], plain[:-1]), True).to_numpy(
+        zero_copy_only=False)
+    return np.concatenate(([0], np.cumsum(changes)))
 
 
 def write_table_files(table_root: str, table: str, schema: pa.Schema, rows: pa.Table,

@@ -83,7 +83,7 @@ class ConnectionFile:
 def _header_value(header: list[str]) -> str | None:
     if len(header) < 2:
         return None
-    m = re.match(r"^(?:[^:/\\]*:\s*)?(.*)$", header[1])
+    m = re.match(r"^(?:[^:/\\]*:(?![/\\])\s*)?(.*)$", header[1])  # "reldb:" is no label
     return (m.group(1).strip() if m else header[1]) or None
 
 

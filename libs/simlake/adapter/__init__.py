@@ -11,7 +11,10 @@ Never imports pyspark; needs ``deltalake``, ``pyarrow``, ``dask`` and ``pandas``
 
 Modules: :mod:`~simlake.adapter.database` (the key interface), :mod:`.tables` (Delta tables
 to frames), :mod:`.frames` (the ISF reshapes), :mod:`.deltafiles` (files, ranges, reading),
-:mod:`.userkeys`, :mod:`.optimize`, :mod:`.link` (keys served from the raw files).
+:mod:`.versions` (``as_of``, history), :mod:`.userkeys` and :mod:`.userframes` (user keys),
+:mod:`.dumpers` (ISF's dumpers), :mod:`.sitedb` (dendritic sub-databases), :mod:`.listing`
+(``ls``, key metadata), :mod:`.dendritic` (spike times at a new threshold), :mod:`.optimize`,
+:mod:`.link` (keys served from the raw files, through a ``LinkSource``).
 
 What the adapter relies on in the ingest's Delta tables (``spec/database-keys.md``):
 
@@ -35,10 +38,23 @@ What the adapter relies on in the ingest's Delta tables (``spec/database-keys.md
 
 from __future__ import annotations
 
-from simlake.adapter.database import DataBase, SiteDataBase
+from typing import Any
+
 from simlake.adapter.deltafiles import LayoutWarning, UnsupportedTableError
 from simlake.adapter.folders import ManagedFolder
 from simlake.adapter.optimize import OptimizeResult, optimize  # rebinds the submodule name
 
-__all__ = ["DataBase", "SiteDataBase", "ManagedFolder", "LayoutWarning",
+#: Loaded on first use: the key interface imports dask, which tools that only read Delta logs
+#: (``simlake info``, ``verify``) need not pay for.
+_LAZY = {"DataBase": "database", "DataBaseException": "database", "SiteDataBase": "sitedb"}
+
+__all__ = ["DataBase", "DataBaseException", "SiteDataBase", "ManagedFolder", "LayoutWarning",
            "UnsupportedTableError", "OptimizeResult", "optimize"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"simlake.adapter.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'simlake.adapter' has no attribute {name!r}")

@@ -55,6 +55,10 @@ PREFIX_LENGTH_PROPERTY = "simlake.statsStringPrefixLength"
 #: bytes by default. Footer values shorter than this are trusted as exact.
 FOOTER_TRUST_BYTES = 64
 
+#: ``created_by`` prefix of Parquet C++ (pyarrow; the ingest's writer): it never truncates
+#: statistics (it leaves out values too long to keep), so its string bounds are exact.
+EXACT_WRITERS = ("parquet-cpp",)
+
 #: Threads for per-file work (footers, scans, small tables): I/O bound.
 IO_THREADS = min(16, (os.cpu_count() or 1) * 4)
 
@@ -131,11 +135,20 @@ class TableSnapshot:
 
 @dataclass(frozen=True)
 class Partition:
-    """The files of one dask partition and the key range ``[lo, hi]`` they are known to hold."""
+    """The files of one dask partition and the key range ``[lo, hi]`` they are known to hold.
+
+    ``row_groups``, when given, names for every file the row groups to read (the rest of the
+    file is known to hold no row wanted); ``None`` reads whole files.
+    """
 
     files: tuple[DataFile, ...]
     lo: Any
     hi: Any
+    row_groups: tuple[tuple[int, ...] | None, ...] | None = None
+
+    def __dask_tokenize__(self) -> tuple:
+        # files are immutable and their paths unique: no need to hash their statistics
+        return (self.lo, self.hi, tuple(f.path for f in self.files), self.row_groups)
 
 
 class FileInfoCache:
@@ -144,6 +157,11 @@ class FileInfoCache:
     def __init__(self) -> None:
         self._data: dict[tuple[str, Hashable], Any] = {}
         self._lock = threading.Lock()
+
+    def known(self, path: str, what: Hashable) -> bool:
+        """Whether ``(path, what)`` is cached already (a ``get`` would do no I/O)."""
+        with self._lock:
+            return (path, what) in self._data
 
     def get(self, path: str, what: Hashable, compute: Callable[[], Any]) -> Any:
         key = (path, what)
@@ -166,7 +184,7 @@ def is_delta_table(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "_delta_log"))
 
 
-def _file_path(table_root: str, log_path: str) -> str:
+def file_path(table_root: str, log_path: str) -> str:
     """Local path of a data file from the (URI-encoded) path of its add action."""
     parsed = urllib.parse.urlparse(log_path)
     if parsed.scheme in ("", "file"):
@@ -175,10 +193,12 @@ def _file_path(table_root: str, log_path: str) -> str:
     raise UnsupportedTableError(f"{table_root}: data file on a remote store ({log_path!r})")
 
 
-def open_table(path: str, stats_columns: Sequence[str] = (KEY,)) -> TableSnapshot:
-    """Read the Delta log at ``path`` and list its live data files with their statistics."""
+def open_table(path: str, stats_columns: Sequence[str] = (KEY,),
+               version: int | None = None) -> TableSnapshot:
+    """Read the Delta log at ``path`` (at ``version``, default the latest) and list its live
+    data files with their statistics."""
     root = os.path.abspath(path)
-    dt = DeltaTable(root)
+    dt = DeltaTable(root, version=version)
     config = dict(dt.metadata().configuration)
     mode = config.get("delta.columnMapping.mode")
     if mode not in (None, "none"):
@@ -212,7 +232,7 @@ def open_table(path: str, stats_columns: Sequence[str] = (KEY,)) -> TableSnapsho
         )
         n = cols["num_records"][i] if "num_records" in names else None
         files.append(
-            DataFile(_file_path(root, log_path), int(cols["size_bytes"][i]), n, part, stats)
+            DataFile(file_path(root, log_path), int(cols["size_bytes"][i]), n, part, stats)
         )
     files.sort(key=lambda f: f.path)
     return TableSnapshot(root, dt.version(), schema, partition_columns, config, tuple(files))
@@ -238,6 +258,19 @@ def exact_string_stat(value: Any, max_chars: int, max_bytes: int | None = None,
     return pattern is None or pattern.fullmatch(value) is not None
 
 
+def exact_writer(md: pq.FileMetaData) -> bool:
+    """Whether the file's writer records untruncated statistics (:data:`EXACT_WRITERS`)."""
+    return (md.created_by or "").startswith(EXACT_WRITERS)
+
+
+def exact_footer_stat(value: Any, exact: bool, pattern: re.Pattern[str] | None) -> bool:
+    """Whether a footer min/max is the exact value: any value of an exact writer; of other
+    writers (which may truncate strings), numbers and short complete keys."""
+    if not isinstance(value, str) or exact:
+        return True
+    return exact_string_stat(value, 1 << 30, FOOTER_TRUST_BYTES, pattern)
+
+
 def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> tuple | None:
     with open_input(f.path) as src:
         md = pq.ParquetFile(src).metadata
@@ -250,6 +283,7 @@ def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> 
     )
     if leaf is None:
         return None
+    exact = exact_writer(md)
     lo = hi = None
     for g in range(md.num_row_groups):
         st = md.row_group(g).column(leaf).statistics
@@ -258,8 +292,7 @@ def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> 
         if st.null_count:
             return None
         for v in (st.min, st.max):
-            if isinstance(v, str) and not exact_string_stat(v, 1 << 30, FOOTER_TRUST_BYTES,
-                                                            pattern):
+            if not exact_footer_stat(v, exact, pattern):
                 return None
         lo = st.min if lo is None else min(lo, st.min)
         hi = st.max if hi is None else max(hi, st.max)
@@ -287,17 +320,26 @@ def _scan_range(f: DataFile, column: str) -> tuple:
     return (mm["min"].as_py(), mm["max"].as_py())
 
 
-def file_range(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInfoCache,
-               pattern: re.Pattern[str] | None = STI_PATTERN) -> tuple[Any, Any] | None:
-    """The exact ``(min, max)`` of ``column`` in ``f``; ``None`` for a file without rows."""
-    if f.num_records == 0:
-        return None
+def _log_range(snapshot: TableSnapshot, f: DataFile, column: str,
+               pattern: re.Pattern[str] | None) -> tuple[Any, Any] | None:
+    """The range from the add action's statistics when they are provably exact."""
     lo, hi, nulls = f.stat(column)
     limit = snapshot.string_prefix_length
     if (lo is not None and hi is not None and not nulls
             and (not isinstance(lo, str) or exact_string_stat(lo, limit, None, pattern))
             and (not isinstance(hi, str) or exact_string_stat(hi, limit, None, pattern))):
         return lo, hi
+    return None
+
+
+def file_range(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInfoCache,
+               pattern: re.Pattern[str] | None = STI_PATTERN) -> tuple[Any, Any] | None:
+    """The exact ``(min, max)`` of ``column`` in ``f``; ``None`` for a file without rows."""
+    if f.num_records == 0:
+        return None
+    logged = _log_range(snapshot, f, column, pattern)
+    if logged is not None:
+        return logged
 
     def compute() -> tuple:
         got = _footer_range(f, column, pattern)
@@ -313,11 +355,37 @@ def file_range(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInf
 def file_ranges(snapshot: TableSnapshot, files: Sequence[DataFile], column: str,
                 cache: FileInfoCache, pattern: re.Pattern[str] | None = STI_PATTERN
                 ) -> list[tuple[Any, Any] | None]:
-    """:func:`file_range` for many files, footers and scans read in parallel."""
-    if len(files) <= 1:
-        return [file_range(snapshot, f, column, cache, pattern) for f in files]
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return list(pool.map(lambda f: file_range(snapshot, f, column, cache, pattern), files))
+    """:func:`file_range` for many files, footers and scans read in parallel (threads only
+    for files whose range is neither in the log nor cached: starting them costs more than the
+    rest of a frame's graph)."""
+    return parallel_map(lambda f: file_range(snapshot, f, column, cache, pattern), files,
+                        lambda f: not _needs_io(snapshot, f, column, cache, pattern))
+
+
+def _needs_io(snapshot: TableSnapshot, f: DataFile, column: str, cache: FileInfoCache,
+              pattern: re.Pattern[str] | None) -> bool:
+    return (f.num_records != 0 and _log_range(snapshot, f, column, pattern) is None
+            and not cache.known(f.path, ("range", column)))
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any],
+                 cheap: Callable[[Any], bool] = lambda _: False) -> list[Any]:
+    """``[fn(x) for x in items]``, the items that are not ``cheap`` on :data:`IO_THREADS`
+    threads (none are started for fewer than two)."""
+    out: list[Any] = [None] * len(items)
+    slow = []
+    for i, x in enumerate(items):
+        if cheap(x):
+            out[i] = fn(x)
+        else:
+            slow.append(i)
+    if len(slow) == 1:
+        out[slow[0]] = fn(items[slow[0]])
+    elif slow:
+        with ThreadPoolExecutor(min(IO_THREADS, len(slow))) as pool:
+            for i, value in zip(slow, pool.map(lambda i: fn(items[i]), slow), strict=True):
+                out[i] = value
+    return out
 
 
 @dataclass
@@ -384,12 +452,17 @@ def _partition_scalar(raw: str | None, typ: pa.DataType) -> Any:
 
 
 def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
-              row_filter: RowFilter | None = None) -> pa.Table | None:
-    """Read ``columns`` of one data file, cast to ``schema``; partition columns are filled
-    from the file's partition values, missing columns (older files) with nulls.
+              row_filter: RowFilter | None = None,
+              row_groups: Sequence[int] | None = None) -> pa.Table | None:
+    """Read ``columns`` of one data file (only ``row_groups``, when given), cast to ``schema``;
+    partition columns are filled from the file's partition values, missing columns (older
+    files) with nulls.
 
-    Returns ``None`` when a partition-value filter excludes the whole file (nothing is opened).
+    Returns ``None`` when a partition-value filter excludes the whole file or no row group is
+    wanted (nothing is opened).
     """
+    if row_groups is not None and len(row_groups) == 0:
+        return None
     part = f.partition_values
     filt = row_filter or RowFilter()
     for col, value in filt.equals:
@@ -401,7 +474,10 @@ def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
     with open_input(f.path) as src:
         pf = pq.ParquetFile(src, pre_buffer=True)
         present = [c for c in wanted if c in pf.schema_arrow.names]
-        table = pf.read(columns=present, use_threads=True)
+        if row_groups is None:
+            table = pf.read(columns=present, use_threads=True)
+        else:
+            table = pf.read_row_groups(list(row_groups), columns=present, use_threads=True)
     n = table.num_rows
     arrays = []
     for c in wanted:
@@ -431,16 +507,21 @@ def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
 
 def read_files(files: Iterable[DataFile], columns: Sequence[str], schema: pa.Schema,
                row_filter: RowFilter | None = None, sort_key: str | None = KEY,
-               parallel: bool = False) -> pa.Table:
+               parallel: bool = False,
+               row_groups: Sequence[Sequence[int] | None] | None = None) -> pa.Table:
     """Read and concatenate files (in the given order), then stable-sort by ``sort_key``
-    unless already sorted."""
+    unless already sorted. ``row_groups`` optionally names the row groups to read of each
+    file (``None`` for a whole file)."""
     files = list(files)
+    groups = [None] * len(files) if row_groups is None else list(row_groups)
     cols = list(dict.fromkeys(list(columns) + ([sort_key] if sort_key else [])))
     if parallel and len(files) > 1:
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            parts = list(pool.map(lambda f: read_file(f, cols, schema, row_filter), files))
+            parts = list(pool.map(lambda fg: read_file(fg[0], cols, schema, row_filter, fg[1]),
+                                  zip(files, groups, strict=True)))
     else:
-        parts = [read_file(f, cols, schema, row_filter) for f in files]
+        parts = [read_file(f, cols, schema, row_filter, g)
+                 for f, g in zip(files, groups, strict=True)]
     tables = [t for t in parts if t is not None]
     if not tables:
         table = schema_subset(schema, cols).empty_table()

@@ -202,8 +202,9 @@ def spike_frame(table: pa.Table, list_column: str = "spike_times") -> pd.DataFra
 
 
 def metadata_frame(table: pa.Table) -> pd.DataFrame:
-    """The ``metadata`` frame: spec columns, indexed by ``sim_trial_index`` (the column is
-    kept too, as ISF does)."""
+    """The ``metadata`` frame: one row per trial in ``sim_trial_index`` order, with a plain
+    integer index as ISF's (ISF code calls ``metadata.reset_index()``)."""
+    table = table.sort_by(KEY)
     trialnr = pc.utf8_lpad(pc.cast(table.column("trialnr"), pa.string()), 6, "0")
     out = pa.table(
         {
@@ -215,6 +216,4 @@ def metadata_frame(table: pa.Table) -> pd.DataFrame:
             "cells_file_name": table.column("cells_file_name"),
         }
     )
-    df = out.to_pandas()
-    df.index = _index(table)
-    return df
+    return out.to_pandas()

@@ -19,7 +19,7 @@ any partition runs (the time axis; ``K``, the longest activation list of the who
 the first ``db[key]`` of a ``DataBase`` object decodes the key's files once to learn them
 (cached per file path, size and mtime); the frames themselves decode on compute.
 
-:func:`materialize` (used by ``optimize(db, select=[...])``) writes a link key as a Delta table
+:func:`materialize` (used by ``optimize(src, select=[...])``) writes a link key as a Delta table
 with the same schema and layout rules and removes it from ``link_keys``.
 """
 
@@ -29,10 +29,10 @@ import logging
 import os
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dask
 import dask.dataframe as dd
@@ -66,10 +66,6 @@ from simlake.decode import (
 from simlake.discovery import SimRunFolder, discover
 from simlake.manifest import read_manifest, update_manifest
 
-if TYPE_CHECKING:
-    from simlake.adapter.database import DataBase
-    from simlake.adapter.optimize import OptimizeResult
-
 log = logging.getLogger(__name__)
 
 LINKABLE = ("metadata", "voltage_traces", "synapse_activation", "cell_activation",
@@ -82,19 +78,38 @@ _THREADS = min(16, (os.cpu_count() or 1) * 4)
 # folders and trials
 
 
-def _options(db: DataBase, key: str) -> dict[str, Any]:
-    links = db._link_keys(db._manifest())
+@dataclass(frozen=True)
+class LinkSource:
+    """What link mode needs of a database: its folder (the manifest there says which keys are
+    links and where the raw tree is), a cache of facts about raw files, and the trial list of
+    the ingested ``metadata`` table for when that table, not a link, holds the trials."""
+
+    root: str
+    cache: df_.FileInfoCache
+    table_trials: Callable[[], pd.Index]
+
+    def manifest(self) -> dict[str, Any]:
+        """The database manifest (read anew: another process may have changed it)."""
+        return read_manifest(self.root)
+
+    def links(self) -> dict[str, Any]:
+        """The link keys with their options."""
+        return dict(self.manifest().get("link_keys") or {})
+
+
+def _options(src: LinkSource, key: str) -> dict[str, Any]:
+    links = src.links()
     opts = links.get(key)
     return dict(opts) if isinstance(opts, dict) else {}
 
 
-def folders(db: DataBase, key: str) -> list[SimRunFolder]:
+def folders(src: LinkSource, key: str) -> list[SimRunFolder]:
     """The sim-run folders a link key covers, in ``sim_trial_index`` order."""
-    manifest = db._manifest()
+    manifest = src.manifest()
     root = manifest.get("simresult_path")
     if not root:
-        raise KeyError(f"{db.basedir}: link keys need 'simresult_path' in the manifest")
-    wanted = _options(db, key).get("sim_runs")
+        raise KeyError(f"{src.root}: link keys need 'simresult_path' in the manifest")
+    wanted = _options(src, key).get("sim_runs")
     found = [f for f in discover(root).folders if f.voltage_file is not None]
     if wanted is not None:
         keep = set(wanted)
@@ -194,11 +209,11 @@ def read_link_partition(task: LinkTask, columns: Sequence | None = None, *,
 # facts needed before the graph (cached per file)
 
 
-def _cached(db: DataBase, folder: SimRunFolder, name: str, what: str, compute: Any) -> Any:
-    return db._cache.get(folder.path_of(name), (what,) + _stat_key(folder, name), compute)
+def _cached(src: LinkSource, folder: SimRunFolder, name: str, what: str, compute: Any) -> Any:
+    return src.cache.get(folder.path_of(name), (what,) + _stat_key(folder, name), compute)
 
 
-def _axis_of(db: DataBase, folder: SimRunFolder, kind: str, label: str | None) -> np.ndarray:
+def _axis_of(src: LinkSource, folder: SimRunFolder, kind: str, label: str | None) -> np.ndarray:
     name = folder.voltage_file if kind == "voltage" else folder.dendritic_files[label or ""]
 
     def compute() -> np.ndarray:
@@ -207,10 +222,10 @@ def _axis_of(db: DataBase, folder: SimRunFolder, kind: str, label: str | None) -
             return np.empty(0)
         return table.column("t")[0].values.to_numpy(zero_copy_only=False).astype(np.float64)
 
-    return _cached(db, folder, name or "", f"axis-{label}", compute)
+    return _cached(src, folder, name or "", f"axis-{label}", compute)
 
 
-def _k_of(db: DataBase, folder: SimRunFolder, kind: str, nr: int) -> int:
+def _k_of(src: LinkSource, folder: SimRunFolder, kind: str, nr: int) -> int:
     files = folder.synapse_files if kind == "synapses" else folder.cell_files
     name = files[nr]
     decoder = decode_synapses if kind == "synapses" else decode_presynaptic_cells
@@ -221,7 +236,7 @@ def _k_of(db: DataBase, folder: SimRunFolder, kind: str, nr: int) -> int:
         return max_list_length(decoder(path, _read_bytes(path), folder.sim_run, nr)
                                .column(column))
 
-    return _cached(db, folder, name, "k", compute)
+    return _cached(src, folder, name, "k", compute)
 
 
 def _parallel(fn: Any, items: Sequence) -> list:
@@ -276,9 +291,9 @@ def _empty(kind: str) -> pa.Table:
             "dendritic": schemas.DENDRITIC_RECORDINGS}[kind].empty_table()
 
 
-def metadata_table(db: DataBase) -> pa.Table:
+def metadata_table(src: LinkSource) -> pa.Table:
     """``schemas.METADATA`` rows of the linked folders (no run id / fingerprint)."""
-    fs = folders(db, "metadata")
+    fs = folders(src, "metadata")
     cols: dict[str, list] = {f.name: [] for f in schemas.METADATA}
     for f, trials in zip(fs, _parallel(folder_trials, fs), strict=True):
         for nr in trials:
@@ -294,39 +309,39 @@ def metadata_table(db: DataBase) -> pa.Table:
     return table.sort_by("sim_trial_index")
 
 
-def _trial_index(db: DataBase) -> pd.Index:
-    links = db._link_keys(db._manifest())
-    if "metadata" in links and not df_.is_delta_table(os.path.join(db.basedir, "metadata")):
-        t = metadata_table(db)
+def _trial_index(src: LinkSource) -> pd.Index:
+    links = src.links()
+    if "metadata" in links and not df_.is_delta_table(os.path.join(src.root, "metadata")):
+        t = metadata_table(src)
         return pd.Index(t.column("sim_trial_index").to_pandas(), name="sim_trial_index")
-    return db._reader.trial_index()
+    return src.table_trials()
 
 
-def voltage_frame(db: DataBase, key: str, label: str | None = None) -> dd.DataFrame:
+def voltage_frame(src: LinkSource, key: str, label: str | None = None) -> dd.DataFrame:
     kind = "voltage" if label is None else "dendritic"
-    fs = folders(db, key)
+    fs = folders(src, key)
     if label is not None:
         fs = [f for f in fs if label in f.dendritic_files]
     tasks, divisions = _tasks(fs)
-    axis = _union_axis(_parallel(lambda t: _axis_of(db, t.folder, kind, label), tasks))
+    axis = _union_axis(_parallel(lambda t: _axis_of(src, t.folder, kind, label), tasks))
     spec = LinkSpec(kind, label, VoltageShape(axis))
     return _dask(tasks, divisions, spec, key if label is None else f"{key}-{label}")
 
 
-def activation_frame(db: DataBase, key: str) -> dd.DataFrame:
+def activation_frame(src: LinkSource, key: str) -> dd.DataFrame:
     scalars, list_column = ACTIVATION[key]
     kind = "synapses" if key == "synapse_activation" else "cells"
-    fs = folders(db, key)
+    fs = folders(src, key)
     tasks, divisions = _tasks(fs)
     items = [(t.folder, nr) for t in tasks
              for nr in (t.folder.synapse_files if kind == "synapses" else t.folder.cell_files)]
-    k = max(_parallel(lambda it: _k_of(db, it[0], kind, it[1]), items), default=0)
+    k = max(_parallel(lambda it: _k_of(src, it[0], kind, it[1]), items), default=0)
     spec = LinkSpec(kind, None, ActivationShape(scalars, list_column, k))
     return _dask(tasks, divisions, spec, key)
 
 
-def _spike_table(db: DataBase, key: str, label: str | None, threshold: float) -> pa.Table:
-    fs = folders(db, key)
+def _spike_table(src: LinkSource, key: str, label: str | None, threshold: float) -> pa.Table:
+    fs = folders(src, key)
     if label is not None:
         fs = [f for f in fs if label in f.dendritic_files]
 
@@ -340,59 +355,55 @@ def _spike_table(db: DataBase, key: str, label: str | None, threshold: float) ->
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
-def spikes(db: DataBase, key: str, label: str | None, threshold: float) -> pd.DataFrame:
-    frame = spike_frame(_spike_table(db, key, label, threshold).sort_by("sim_trial_index"))
-    return frame.reindex(_trial_index(db))
+def spikes(src: LinkSource, key: str, label: str | None, threshold: float) -> pd.DataFrame:
+    frame = spike_frame(_spike_table(src, key, label, threshold).sort_by("sim_trial_index"))
+    return frame.reindex(_trial_index(src))
 
 
-def link_value(db: DataBase, key: str, links: dict) -> Any:
-    """``db[key]`` for a link key (called by ``DataBase.__getitem__``)."""
-    from simlake.adapter.database import SiteDataBase
-
+def link_value(src: LinkSource, key: str, links: dict) -> Any:
+    """``db[key]`` for a link key (called by ``DataBase.__getitem__``; the dendritic keys are
+    sub-databases there, whose values come from :func:`site_value`)."""
     if key in ("metadata", "sim_trial_index"):
-        table = metadata_table(db)
+        table = metadata_table(src)
         if key == "metadata":
             return metadata_frame(table)
-        idx = table.column("sim_trial_index").to_pandas()
-        return pd.Series(idx.to_numpy(), name="sim_trial_index", dtype=idx.dtype)
+        return pd.Index(table.column("sim_trial_index").to_pandas(), name="sim_trial_index")
     if key == "voltage_traces":
-        return voltage_frame(db, key)
+        return voltage_frame(src, key)
     if key in ACTIVATION:
-        return activation_frame(db, key)
+        return activation_frame(src, key)
     if key == "spike_times":
-        return spikes(db, key, None, SOMA_THRESHOLD)
-    if key in ("dendritic_recordings", "dendritic_spike_times"):
-        return SiteDataBase(db, key)
+        return spikes(src, key, None, SOMA_THRESHOLD)
     raise KeyError(f"{key!r} cannot be a link key; linkable keys: {LINKABLE}")
 
 
-def site_index(db: DataBase, key: str) -> dict[str, Any]:
+def site_index(src: LinkSource, key: str) -> dict[str, Any]:
     """Sub-database keys of a linked dendritic key -> what ``site_value`` needs."""
-    labels = sorted({label for f in folders(db, key) for label in f.dendritic_files})
+    labels = sorted({label for f in folders(src, key) for label in f.dendritic_files})
     if key == "dendritic_recordings":
         return {label: label for label in labels}
-    thresholds = _options(db, key).get("thresholds", [DENDRITIC_THRESHOLD])
+    thresholds = _options(src, key).get("thresholds", [DENDRITIC_THRESHOLD])
     return {spike_key(label, thr): (label, float(thr)) for label in labels for thr in thresholds}
 
 
-def site_value(db: DataBase, key: str, which: Any) -> Any:
+def site_value(src: LinkSource, key: str, which: Any) -> Any:
     if key == "dendritic_recordings":
-        return voltage_frame(db, key, which)
+        return voltage_frame(src, key, which)
     label, threshold = which
-    return spikes(db, key, label, threshold)
+    return spikes(src, key, label, threshold)
 
 
 # ---------------------------------------------------------------------------------------------
 # materialising a link key as a Delta table
 
 
-def _tables_for(db: DataBase, key: str) -> list[tuple[dict[str, str], list[pa.Table]]]:
+def _tables_for(src: LinkSource, key: str) -> list[tuple[dict[str, str], list[pa.Table]]]:
     """(partition values, tables in key order) of a link key's Delta table."""
     if key == "metadata":
-        return [({}, [metadata_table(db)])]
+        return [({}, [metadata_table(src)])]
     if key == "spike_times":
-        return [({}, [_spike_table(db, key, None, SOMA_THRESHOLD).sort_by("sim_trial_index")])]
-    fs = folders(db, key)
+        return [({}, [_spike_table(src, key, None, SOMA_THRESHOLD).sort_by("sim_trial_index")])]
+    fs = folders(src, key)
     if key == "voltage_traces":
         return [({}, _parallel(lambda f: decode_folder(f, "voltage"), fs))]
     if key in ACTIVATION:
@@ -406,31 +417,30 @@ def _tables_for(db: DataBase, key: str) -> list[tuple[dict[str, str], list[pa.Ta
                                [f for f in fs if label in f.dendritic_files])
             out.append(({"recording_site": label}, tables))
         else:
-            thresholds = _options(db, key).get("thresholds", [DENDRITIC_THRESHOLD])
+            thresholds = _options(src, key).get("thresholds", [DENDRITIC_THRESHOLD])
             for thr in thresholds:
-                t = _spike_table(db, key, label, float(thr)).sort_by("sim_trial_index")
+                t = _spike_table(src, key, label, float(thr)).sort_by("sim_trial_index")
                 out.append(({"recording_site": label}, [t]))
     return out
 
 
-def materialize(db: DataBase, key: str, *, target_file_bytes: int) -> OptimizeResult:
+def materialize(src: LinkSource, key: str, *, target_file_bytes: int) -> tuple[int, int]:
     """Write the link key ``key`` as a Delta table (deltalake, no JVM) and drop it from
     ``link_keys``. Files hold contiguous, sorted, non-overlapping trial ranges of about
-    ``target_file_bytes``; statistics on ``sim_trial_index`` are exact."""
-    from simlake.adapter.optimize import OptimizeResult
-
+    ``target_file_bytes``; statistics on ``sim_trial_index`` are exact. Returns the number of
+    data files and the table's version."""
     if key not in LINKABLE:
         raise KeyError(f"{key!r} cannot be a link key; linkable keys: {LINKABLE}")
     schema = schemas.TABLES[key]
     partition_by = ["recording_site"] if key.startswith("dendritic_") else []
     data_schema = pa.schema([f for f in schema if f.name not in partition_by])
-    root = os.path.join(db.basedir, key)
+    root = os.path.join(src.root, key)
     if os.path.exists(root):
         raise FileExistsError(f"{root} exists; a link key is materialised into a new table")
-    staging = os.path.join(db.basedir, f".tmp-{key}-{uuid.uuid4().hex}")
+    staging = os.path.join(src.root, f".tmp-{key}-{uuid.uuid4().hex}")
     os.makedirs(staging)
     adds = []
-    for part, tables in _tables_for(db, key):
+    for part, tables in _tables_for(src, key):
         rel_dir = "/".join(f"{k}={_escape(v)}" for k, v in part.items())
         current: list[pa.Table] = []
         size = 0
@@ -455,12 +465,11 @@ def materialize(db: DataBase, key: str, *, target_file_bytes: int) -> OptimizeRe
     DeltaTable(staging).alter.set_table_properties(
         {df_.PREFIX_LENGTH_PROPERTY: "1024"}, raise_if_not_exists=False)
     os.replace(staging, root)
-    links = dict(read_manifest(db.basedir).get("link_keys") or {})
+    links = dict(read_manifest(src.root).get("link_keys") or {})
     links.pop(key, None)
-    update_manifest(db.basedir, link_keys=links)
+    update_manifest(src.root, link_keys=links)
     log.info("materialized link key %s as %s (%d files)", key, root, len(adds))
-    return OptimizeResult(key, files_after=len(adds), added=len(adds), materialized=True,
-                          version=DeltaTable(root).version())
+    return len(adds), DeltaTable(root).version()
 
 
 def _escape(value: str) -> str:

@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SELECT = ("voltage_traces", "synapse_activation", "cell_activation",
                   "dendritic_recordings")
 TARGET_FILE_BYTES = 64 * 1024 * 1024
-#: Never delete files removed from a table less than this long ago (unless forced).
-RETENTION_HOURS = 1
+#: Never delete files removed from a table less than this long ago (unless forced): Delta's
+#: default retention, which keeps ``DataBase(path, as_of=...)`` working for a week.
+RETENTION_HOURS = 7 * 24
 
 
 @dataclass
@@ -85,18 +86,29 @@ class OptimizeResult:
                 f"(v{self.version}), {len(self.vacuumed)} old files vacuumed")
 
 
-def optimize(db: Any, select: Iterable[str] | None = None, *,
-             target_file_bytes: int = TARGET_FILE_BYTES,
+def optimize(db: Any, dumper: Any = None, select: Iterable[str] | None = None,
+             scheduler: Any = None, repartition: bool = False, categorized: bool = False,
+             client: Any = None, *, target_file_bytes: int = TARGET_FILE_BYTES,
              retention_hours: float = RETENTION_HOURS, force: bool = False,
              vacuum: bool = True) -> dict[str, OptimizeResult]:
     """Rewrite the selected keys of ``db`` (a ``DataBase`` or its path) into the ideal layout.
 
-    ``select=None`` means the big per-trial tables that exist. A selected key registered as a
-    link key is materialised as a Delta table. Returns one :class:`OptimizeResult` per key.
+    ISF's argument order: ``optimize(db, dumper=None, select=None, ...)``. ``select=None``
+    means the big per-trial tables that exist. A selected key registered as a link key is
+    materialised as a Delta table. ``dumper`` (ISF's, deprecated there), ``scheduler``,
+    ``repartition``, ``categorized`` and ``client`` are accepted and change nothing: tables
+    keep the ingest's format and layout (an unknown dumper is still an error). Files removed
+    by the rewrite are vacuumed after ``retention_hours`` (Delta's 7 days by default;
+    ``force=True`` deletes them now, losing the versions ``as_of`` reads). Returns one
+    :class:`OptimizeResult` per key.
     """
     from simlake.adapter.database import DataBase
+    from simlake.adapter.dumpers import resolve
 
-    database = db if isinstance(db, DataBase) else DataBase(db)
+    if isinstance(dumper, list | tuple) and select is None:
+        raise TypeError("optimize(db, dumper, select): pass the keys as select=[...]")
+    resolve(dumper)
+    database = db if isinstance(db, DataBase) else DataBase(db, nocreate=True)
     root = database.basedir
     links = database._link_keys(database._manifest())
     if select is None:
@@ -111,8 +123,10 @@ def optimize(db: Any, select: Iterable[str] | None = None, *,
         if key in links and not df_.is_delta_table(path):
             from simlake.adapter import link as link_mode
 
-            results[key] = link_mode.materialize(database, key,
-                                                 target_file_bytes=target_file_bytes)
+            n_files, version = link_mode.materialize(database._links, key,
+                                                     target_file_bytes=target_file_bytes)
+            results[key] = OptimizeResult(key, files_after=n_files, added=n_files,
+                                          version=version, materialized=True)
             continue
         if not df_.is_delta_table(path):
             raise KeyError(f"{key!r} is not a Delta table or link key of {root}; "

@@ -7,11 +7,14 @@ The ``metadata`` table is the completion record: rows of the other per-trial tab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +47,8 @@ from simlake.adapter.frames import (
     metadata_frame,
     spike_frame,
 )
+from simlake.adapter.trialframe import FrameParts, TrialFrame
+from simlake.datafiles import LIST_LENGTHS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +97,7 @@ def read_partition(partition: Partition, columns: Sequence | None = None, *,
     Module-level with a ``columns=`` keyword so dask pushes column projections down.
     """
     table = df_.read_files(partition.files, spec.shape.delta_columns(columns), spec.schema,
-                           spec.row_filter)
+                           spec.row_filter, row_groups=partition.row_groups)
     if table.num_rows:
         key = table.column(KEY)
         first, last = key[0].as_py(), key[-1].as_py()
@@ -109,11 +114,16 @@ class TableReader:
     """Builds the frames of the Delta tables of one database folder."""
 
     def __init__(self, root: str, cache: FileInfoCache,
-                 link_metadata: Callable[[], pa.Table] | None = None) -> None:
+                 link_metadata: Callable[[], pa.Table] | None = None,
+                 versions: Mapping[str, int | None] | None = None) -> None:
         self.root = os.path.abspath(root)
         self.cache = cache
         #: the metadata rows when ``metadata`` is a link key (no Delta table)
         self.link_metadata = link_metadata
+        #: table -> Delta version to read (None: the table did not exist yet); all tables at
+        #: their latest version when not given
+        self.versions = versions
+        self._local = threading.local()  # snapshots opened while one frame is built
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -121,10 +131,33 @@ class TableReader:
         return os.path.join(self.root, key)
 
     def exists(self, key: str) -> bool:
+        if self.versions is not None:
+            return self.versions.get(key) is not None
         return df_.is_delta_table(self.path(key))
 
     def snapshot(self, key: str, stats: Sequence[str] = (KEY,)) -> TableSnapshot:
-        return df_.open_table(self.path(key), stats)
+        """The table at its pinned version (``as_of``), else its current one; within
+        :meth:`one_frame`, the one already opened for the frame being built (a frame reads one
+        version of each table, and opening a log costs ~8 ms)."""
+        version = None if self.versions is None else self.versions.get(key)
+        memo = getattr(self._local, "snapshots", None)
+        if memo is None:
+            return df_.open_table(self.path(key), stats, version)
+        if (key, tuple(stats)) not in memo:
+            memo[key, tuple(stats)] = df_.open_table(self.path(key), stats, version)
+        return memo[key, tuple(stats)]
+
+    @contextlib.contextmanager
+    def one_frame(self) -> Iterator[None]:
+        """Within it, each table's log is opened once (see :meth:`snapshot`)."""
+        outer = getattr(self._local, "snapshots", None)
+        if outer is None:
+            self._local.snapshots = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._local.snapshots = None
 
     def _column_values(self, f: DataFile, column: str, what: str) -> Any:
         """Cached per-file aggregate of one column (``unique`` values)."""
@@ -173,11 +206,8 @@ class TableReader:
         if t is None:
             snap = self.snapshot("metadata")
             t = df_.read_files(snap.files, [KEY], snap.schema, parallel=True)
-        return pd.Index(t.column(KEY).to_pandas(), name=KEY)
-
-    def sim_trial_index(self) -> pd.Series:
-        idx = self.trial_index()
-        return pd.Series(idx.to_numpy(), name=KEY, dtype=idx.dtype)
+        keys = t.select([KEY]).sort_by(KEY).column(KEY)
+        return pd.Index(keys.to_pandas(), name=KEY)
 
     # -- generic dask frame ------------------------------------------------------------------
 
@@ -198,21 +228,23 @@ class TableReader:
                     stacklevel=4,
                 )
             spec = ReadSpec(snap.schema, shape, row_filter, label)
-            return dd.from_map(read_partition, plan.partitions, divisions=plan.divisions,
-                               meta=meta, label=f"read-{label}", spec=spec)
+            parts = FrameParts(read_partition, tuple(plan.partitions), plan.divisions, meta,
+                               label, spec)
+            return TrialFrame(parts, self.cache)
 
     # -- voltage traces ----------------------------------------------------------------------
 
     def voltage_traces(self, key: str = "voltage_traces", site: str | None = None
                        ) -> dd.DataFrame:
-        snap = self.snapshot(key, stats=(KEY, "recording_site"))
-        files, equals = self._site_files(snap, site)
-        row_filter = RowFilter(equals, self.completed_sim_runs())
-        axis = self.hashed_time_axis(snap, files) if key == "voltage_traces" else None
-        shape = VoltageShape(axis, read_t=False) if axis is not None else \
-            VoltageShape(self.time_axis(snap, files, row_filter))
-        return self.dask_frame(snap, files, shape, row_filter,
-                               key if site is None else f"{key}-{site}")
+        with self.one_frame():
+            snap = self.snapshot(key, stats=(KEY, "recording_site"))
+            files, equals = self._site_files(snap, site)
+            row_filter = RowFilter(equals, self.completed_sim_runs())
+            axis = self.hashed_time_axis(snap, files) if key == "voltage_traces" else None
+            shape = VoltageShape(axis, read_t=False) if axis is not None else \
+                VoltageShape(self.time_axis(snap, files, row_filter))
+            return self.dask_frame(snap, files, shape, row_filter,
+                                   key if site is None else f"{key}-{site}")
 
     def hashed_time_axis(self, snap: TableSnapshot, files: Sequence[DataFile]
                          ) -> np.ndarray | None:
@@ -260,9 +292,9 @@ class TableReader:
         if not ordered:
             return np.empty(0)
         first = self.cache.get(ordered[0].path, "first_t", lambda: _first_t(ordered[0]))
-        with ThreadPoolExecutor(df_.IO_THREADS) as pool:
-            checks = list(pool.map(
-                lambda f: self.cache.get(f.path, "t_footer", lambda: _t_footer(f)), ordered))
+        checks = df_.parallel_map(
+            lambda f: self.cache.get(f.path, "t_footer", lambda: _t_footer(f)), ordered,
+            lambda f: self.cache.known(f.path, "t_footer"))
         m = len(first)
         if m and (np.diff(first) > 0).all():
             lo, hi = float(first[0]), float(first[-1])
@@ -286,11 +318,12 @@ class TableReader:
 
     def activation(self, key: str) -> dd.DataFrame:
         scalars, list_column = ACTIVATION[key]
-        snap = self.snapshot(key)
-        row_filter = RowFilter((), self.completed_sim_runs())
-        k = self.list_k(key, snap, snap.files, list_column, row_filter)
-        return self.dask_frame(snap, snap.files, ActivationShape(scalars, list_column, k),
-                               row_filter, key)
+        with self.one_frame():
+            snap = self.snapshot(key)
+            row_filter = RowFilter((), self.completed_sim_runs())
+            k = self.list_k(key, snap, snap.files, list_column, row_filter)
+            return self.dask_frame(snap, snap.files, ActivationShape(scalars, list_column, k),
+                                   row_filter, key)
 
     def list_k(self, key: str, snap: TableSnapshot, files: Sequence[DataFile],
                list_column: str, row_filter: RowFilter) -> int:
@@ -305,11 +338,11 @@ class TableReader:
                 if col.null_count == 0:
                     return int(pc.max(col).as_py() or 0) if len(col) else 0
         keep = row_filter.sim_runs
-        with ThreadPoolExecutor(df_.IO_THREADS) as pool:
-            per_file = list(pool.map(
-                lambda f: self.cache.get(f.path, ("k", list_column),
-                                         lambda: _k_by_sim_run(f, list_column)),
-                [f for f in files if f.num_records != 0]))
+        per_file = df_.parallel_map(
+            lambda f: self.cache.get(f.path, ("k", list_column),
+                                     lambda: _k_by_sim_run(f, list_column)),
+            [f for f in files if f.num_records != 0],
+            lambda f: self.cache.known(f.path, ("k", list_column)))
         best = 0
         for t in per_file:
             if keep is not None:
@@ -475,8 +508,16 @@ def _distinct_axes(f: DataFile) -> list[np.ndarray]:
 
 
 def _k_by_sim_run(f: DataFile, list_column: str) -> pa.Table:
+    """The longest list of ``list_column`` per sim-run in one file: from the footer where the
+    writer recorded it, else by reading the column."""
     with df_.open_input(f.path) as src:
-        t = pq.ParquetFile(src).read(columns=["sim_run", list_column])
+        pf = pq.ParquetFile(src)
+        recorded = json.loads((pf.metadata.metadata or {}).get(
+            LIST_LENGTHS_KEY.encode(), b"{}")).get(list_column)
+        if recorded is not None:
+            return pa.table({"sim_run": pa.array(list(recorded), pa.string()),
+                             "k": pa.array(list(recorded.values()), pa.int32())})
+        t = pf.read(columns=["sim_run", list_column])
     lengths = pc.fill_null(pc.list_value_length(df_.plain(t.column(list_column))), 0)
     t = pa.table({"sim_run": df_.plain(t.column("sim_run")), "k": lengths})
     agg = t.group_by("sim_run").aggregate([("k", "max")])

@@ -57,7 +57,7 @@ def preload() -> None:
     import pyspark.worker  # noqa: F401
     from pyspark.sql.pandas import serializers  # noqa: F401  (imports neither pandas nor Arrow)
 
-    from simlake import paramfiles  # noqa: F401
+    from simlake import paramfiles, paramstore  # noqa: F401
     from simlake.decode import _scan, activation, spikes, voltage  # noqa: F401
     from simlake.spark import executor_tasks  # noqa: F401
 

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from simlake import datafiles
 from simlake.datafiles import DataFile
+from simlake.spark.sql_text import replace_predicate, spark_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,8 +60,6 @@ class Replace:
 
     def predicate(self) -> str:
         """The SQL predicate (recorded in the commit, used for delta-spark's file scan)."""
-        from simlake.spark.tables import replace_predicate
-
         extra = f"{self.column} = {self.value!r}" if self.column else None
         return replace_predicate(self.sim_runs, extra)
 
@@ -111,8 +110,6 @@ def create_table(spark: SparkSession, table_root: str, schema: pa.Schema,
     Raises Delta's conflict exception when another writer created it at the same moment
     (a retry then finds it).
     """
-    from simlake.spark.tables import spark_schema
-
     jvm = spark._jvm
     delta = jvm.org.apache.spark.sql.delta
     txn = delta.DeltaLog.forTable(spark._jsparkSession, table_root).startTransaction()

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -248,48 +249,13 @@ def spike_batches(
     return run
 
 
-def store_params(db_root: str, folders: list[tuple[str, str | None, str | None]], errors
-                 ) -> Callable[[Iterator[int]], Iterator[dict]]:
-    """A ``mapPartitions`` function storing each folder's param files in the database folders.
+def each(fn: Callable[[Any], Any]) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """A ``mapPartitions`` function applying ``fn`` to every item (e.g. the param-file passes
+    of ``simlake.paramstore``)."""
 
-    ``folders``: ``(sim_run, neuron_path, network_path)``; input: their indices. Yields per
-    folder ``sim_run``, ``path_neuron``, ``path_network``, ``hash_neuron``, ``hash_network``
-    (None where a file was rejected; rejections and missing references are reported).
-    """
-    from simlake import paramfiles
-
-    def store(path: str | None, sim_run: str, kind: str, hint: str | None = None):
-        if not path:
-            return None
-        try:
-            stored = paramfiles.store_parameter_file(path, db_root, kind, morphology_hint=hint)
-        except Exception as exc:  # a bad param file is reported, the folder's data still land
-            errors.add([(path, sim_run, f"{kind}_param", describe_failure(exc))])
-            return None
-        for missing in stored.missing:
-            errors.add([(path, sim_run, f"{kind}_param_reference", missing_reason(missing))])
-        return stored
-
-    def run(indices: Iterator[int]) -> Iterator[dict]:
+    def run(items: Iterator[Any]) -> Iterator[Any]:
         prepare_worker()
-        for index in indices:
-            sim_run, neuron_path, network_path = folders[index]
-            neuron = store(neuron_path, sim_run, "neuron")
-            # the .syn header names its cell by file name only: resolve it to the neuron
-            # param file's morphology so the stored .syn points at the stored .hoc
-            hint = neuron.sources.get("neuron.filename") if neuron else None
-            network = store(network_path, sim_run, "network", hint)
-            yield {
-                "sim_run": sim_run,
-                "path_neuron": neuron_path,
-                "path_network": network_path,
-                "hash_neuron": neuron.md5 if neuron else None,
-                "hash_network": network.md5 if network else None,
-            }
+        for item in items:
+            yield fn(item)
 
     return run
-
-
-def missing_reason(missing) -> str:
-    """One-line text of a ``paramfiles.MissingReference`` (key path, path as written, reason)."""
-    return f"reference {missing.key} -> {missing.path} not stored: {missing.reason}"

@@ -100,6 +100,8 @@ from simlake.spark.executor_tasks import SpikeOutput, TableOutput, WriteGroup
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from simlake.spark.progress import IngestProgress
+
 log = logging.getLogger(__name__)
 
 #: Tables decoded from raw files, in commit order.
@@ -360,16 +362,20 @@ def write_groups(batch: _Batch, tasks_by_key: dict[str, list[FileTask]]) -> list
     return groups
 
 
-def run_write_groups(spark: SparkSession, groups: list[WriteGroup], errors) -> list[dict]:
+def run_write_groups(spark: SparkSession, groups: list[WriteGroup], errors,
+                     progress: IngestProgress | None = None) -> list[dict]:
     """Decode and write ``groups`` on the executors (one Spark task each); the rows they
     return (files written, trials found: ``executor_tasks.write_groups``)."""
     if not groups:
         return []
+    fn = executor_tasks.write_groups(groups, errors)
+    if progress is not None:
+        fn = progress.counted(spark, fn, groups)
     # One id per partition: the executor writes group ``id``; the groups travel with the
     # function. An RDD job, not a query: no plan to build, and its first task starts ~2 s
     # sooner than a mapInArrow query's on a fresh session (2-core machine).
     ids = spark.sparkContext.parallelize(range(len(groups)), len(groups))
-    return ids.mapPartitions(executor_tasks.write_groups(groups, errors)).collect()
+    return ids.mapPartitions(fn).collect()
 
 
 def _batch_rows(spark: SparkSession, db_path: str, key: str, sim_runs: Sequence[str]) -> DataFrame:
@@ -390,13 +396,22 @@ def _range_layout(df: DataFrame, key: str, rows_per_file: int, n_rows: int) -> D
 # --------------------------------------------------------------------------- the run
 
 
-def ingest(spark: SparkSession, opts: IngestOptions,
-           tree: SimrunTree | None = None) -> IngestSummary:
-    """Ingest ``opts.simresult_path`` into the database ``opts.db_path``; returns the summary.
+@dataclass
+class RunPlan:
+    """What a run will do, decided on the driver without Spark (a listing and small
+    ``deltalake`` reads): its summary so far, the database state and the folders to ingest."""
 
-    Only sim-run folders not yet in the database are read (``refresh`` also replaces folders
-    whose files changed). Safe to rerun after a crash, and to run concurrently.
-    """
+    summary: IngestSummary
+    tree: SimrunTree
+    state: DatabaseState
+    todo: list[SimRunFolder]
+    tree_rejections: list[Rejection]
+    started: float
+
+
+def plan_run(opts: IngestOptions, tree: SimrunTree | None = None) -> RunPlan:
+    """Discover (unless ``tree`` is given), read the database's state and plan the run; no
+    JVM. A plan with no folders to ingest is finished by :func:`finish_without_spark`."""
     started = time.monotonic()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-")
     run_id = opts.run_id or stamp + uuid.uuid4().hex[:8]
@@ -411,9 +426,38 @@ def ingest(spark: SparkSession, opts: IngestOptions,
 
     state = read_state(opts.db_path)
     todo = plan_folders(tree, state, opts, summary)
+    return RunPlan(summary, tree, state, todo, tree_rejections, started)
+
+
+def finish_without_spark(opts: IngestOptions, plan: RunPlan) -> IngestSummary:
+    """The summary of a run with nothing to ingest (and the manifest brought up to date if a
+    killed run left it behind ``metadata``)."""
+    if plan.todo:
+        raise ValueError("the plan has folders to ingest: that needs Spark")
+    if opts.core:
+        _update_manifest(opts, wrote=False)
+    plan.summary.seconds = time.monotonic() - plan.started
+    return plan.summary
+
+
+def ingest(spark: SparkSession, opts: IngestOptions,
+           tree: SimrunTree | None = None, progress: IngestProgress | None = None
+           ) -> IngestSummary:
+    """Ingest ``opts.simresult_path`` into the database ``opts.db_path``; returns the summary.
+
+    Only sim-run folders not yet in the database are read (``refresh`` also replaces folders
+    whose files changed). Safe to rerun after a crash, and to run concurrently. ``progress``
+    (optional) is told the plan, the files decoded and the trials committed.
+    """
+    plan = plan_run(opts, tree)
+    summary, state, todo = plan.summary, plan.state, plan.todo
+    tree_rejections = plan.tree_rejections
+    run_id = summary.run_id
     refresh = set(summary.folders_refreshed)
 
     batches = batches_by_bytes(todo, opts.batch_bytes)
+    if progress is not None:
+        progress.plan(todo, opts, len(batches))
     for number, batch in enumerate(batches, 1):
         if number > 1 and opts.core:  # a concurrent run may have committed some meanwhile
             now = committed_folders(opts.db_path)
@@ -424,11 +468,13 @@ def ingest(spark: SparkSession, opts: IngestOptions,
         log.info("batch %d/%d: %d folders, %.1f MB", number, len(batches), len(batch),
                  sum(f.total_bytes for f in batch) / 1e6)
         _ingest_batch(spark, opts, batch, run_id, summary, state, number,
-                      tree_rejections if number == 1 else [])
+                      tree_rejections if number == 1 else [], progress)
+        if progress is not None:
+            progress.batch_done(number, summary.trials)
 
     if opts.core:
         _update_manifest(opts, wrote=bool(todo))
-    summary.seconds = time.monotonic() - started
+    summary.seconds = time.monotonic() - plan.started
     return summary
 
 
@@ -462,11 +508,11 @@ def _checkpoint(opts: IngestOptions, step: str, batch: int) -> None:
 
 def _ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRunFolder],
                   run_id: str, summary: IngestSummary, state: DatabaseState, number: int,
-                  extra_rejections: list[Rejection]) -> None:
+                  extra_rejections: list[Rejection], progress: IngestProgress | None) -> None:
     if not folders:
         return
     db = opts.db_path
-    batch = _Batch(spark, opts, folders, number, _error_accumulator(spark))
+    batch = _Batch(spark, opts, folders, number, _error_accumulator(spark), progress=progress)
     rejections = batch.rejections
     scratch = os.path.join(db, SCRATCH_DIR, run_id)
     try:
@@ -532,6 +578,7 @@ class _Batch:
     folders: list[SimRunFolder]
     number: int
     errors: object  # the accumulator of executor-side rejections
+    progress: IngestProgress | None = None
     trials: dict[str, set[int]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
     files: dict[str, list[DataFile]] = field(default_factory=dict)  # key -> written, uncommitted
@@ -685,13 +732,14 @@ def _decode(batch: _Batch, scratch: str) -> None:
             # strict: checked in a scratch folder, stored once the folders are known good
             storing = pool.submit(_after_job_of(spark, group, submitted), _store_param_files,
                                   spark, scratch if opts.strict else opts.db_path, with_trials,
-                                  batch.errors)
+                                  batch.errors, opts.db_path)
         keys = (["voltage_traces"] if opts.core else []) + batch.decoded_keys()
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", group)
         try:
             tasks = {key: batch.tasks(key) for key in keys}
             _progress(tasks)
-            results = run_write_groups(spark, write_groups(batch, tasks), batch.errors)
+            results = run_write_groups(spark, write_groups(batch, tasks), batch.errors,
+                                       batch.progress)
         finally:
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
             submitted.set()  # also when no job ran (nothing to decode, or a failure)
@@ -760,7 +808,8 @@ def _decode_again(batch: _Batch) -> None:
     log.info("batch %d: voltage traces of %d folders lack trials of their files; decoding "
              "%d folders again", batch.number, len(wrong), len(folders))
     tasks = {key: batch.tasks(key, folders) for key in batch.decoded_keys()}
-    results = run_write_groups(batch.spark, write_groups(batch, tasks), batch.errors)
+    results = run_write_groups(batch.spark, write_groups(batch, tasks), batch.errors,
+                               batch.progress)
     batch.add_results(results, list(tasks))
 
 
@@ -878,18 +927,35 @@ def _write_spikes(spark: SparkSession, db: str, key: str, source_key: str,
     return tables.replace_rows(spikes, db, key, targets, column="threshold", value=threshold)
 
 
-def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors):
-    rows = [(f.sim_run,
-             f"{f.abspath}/{f.neuron_param}" if f.neuron_param else None,
-             f"{f.abspath}/{f.network_param}" if f.network_param else None) for f in folders]
-    if not rows:
+def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder], errors,
+                       known_in: str | None = None):
+    """Store the folders' param files in ``db``, each distinct md5 once (``simlake.paramstore``:
+    the hashing and storing run on the executors, the planning here); rejections go to
+    ``errors``. An md5 whose outcome the database ``known_in`` recorded (strict mode's real
+    database, while ``db`` is its scratch folder) is not stored again."""
+    from simlake import paramstore
+
+    items = [paramstore.FolderFiles(
+        f.sim_run, f"{f.abspath}/{f.neuron_param}" if f.neuron_param else None,
+        f"{f.abspath}/{f.network_param}" if f.network_param else None) for f in folders]
+    if not items:
         return {}
-    # row ids in a few slices; the rows travel with the function (an RDD job like the
-    # decoding's, so its tasks run in the same, already started Python workers)
     sc = spark.sparkContext
-    ids = sc.parallelize(range(len(rows)), min(len(rows), sc.defaultParallelism * 2))
-    stored = ids.mapPartitions(executor_tasks.store_params(db, rows, errors)).collect()
-    return {r["sim_run"]: r for r in stored}
+
+    def on_executors(fn, work: list) -> list:
+        # an RDD job like the decoding's, so its tasks run in the same, already started workers
+        if not work:
+            return []
+        slices = min(len(work), sc.defaultParallelism * 2)
+        return sc.parallelize(work, slices).mapPartitions(executor_tasks.each(fn)).collect()
+
+    stored = paramstore.store_folders(items, db, on_executors,
+                                      known_in=[known_in] if known_in and known_in != db else [])
+    errors.add([(path, r.sim_run, kind, reason)
+                for r in stored for path, kind, reason in r.rejections])
+    return {r.sim_run: {"sim_run": r.sim_run, "path_neuron": r.path_neuron,
+                        "path_network": r.path_network, "hash_neuron": r.hash_neuron,
+                        "hash_network": r.hash_network} for r in stored}
 
 
 def _rows_table(key: str, rows: list[tuple]) -> pa.Table:

@@ -30,36 +30,42 @@ def _session(args: argparse.Namespace, catalog: bool):
     return build_session(load_spark_profile(args.profile, args.conf_dir), extra_conf=extra)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def register_main(argv: list[str] | None = None) -> int:
+    """``simlake register DB_PATH [--database NAME]``: persistent catalog entries.
+
+    ``NAME_delta.<key>``: the Delta tables themselves (all rows; for DESCRIBE HISTORY,
+    OPTIMIZE, time travel). ``NAME.<key>``: views of completed folders only, and the
+    long/summary views. ``simlake sql --warehouse W`` then queries them.
+    """
+    from simlake.usage import EXIT_OK, UsageParser, fail
+
+    parser = UsageParser(prog="simlake register", description=register_main.__doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("db_path", help="database folder")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/")
     parser.add_argument("--conf-dir", default=None)
-    parser.add_argument(
-        "--warehouse",
-        default=None,
-        help="metastore + warehouse folder (default: conf/catalog.toml)",
-    )
-
-
-def register_main(argv: list[str] | None = None) -> int:
-    """``simlake register DB_PATH [--database NAME]``: persistent catalog entries."""
-    parser = argparse.ArgumentParser(prog="simlake register", description=register_main.__doc__)
-    _common(parser)
+    parser.add_argument("--warehouse", default=None,
+                        help="metastore + warehouse folder (default: conf/catalog.toml)")
     parser.add_argument("--database", default=None, help="catalog database name")
     args = parser.parse_args(argv)
+    problem = _check_database(args.db_path)
+    if problem:
+        return fail(parser.prog, problem)
     defaults = catalog_defaults(args.conf_dir)
     args.warehouse = args.warehouse or defaults["warehouse"]
     database = args.database or defaults["database"]
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from simlake.spark.catalog import register
 
     spark = _session(args, catalog=True)
     try:
         names = register(spark, args.db_path, database)
+    except ValueError as exc:
+        return fail(parser.prog, str(exc))
     finally:
         spark.stop()
     print(f"registered in {args.warehouse}: " + ", ".join(names))
-    return 0
+    return EXIT_OK
 
 
 def _printable(df):
@@ -76,41 +82,104 @@ def _printable(df):
     return df.select(*cols)
 
 
+def _check_database(db_path: str) -> str | None:
+    """Why ``db_path`` cannot be queried (one line), or None; checked before Spark starts."""
+    from simlake.spark.catalog import existing_tables
+
+    if not os.path.exists(db_path):
+        return f"{db_path}: no such database folder"
+    if not os.path.isdir(db_path):
+        return f"{db_path}: not a folder"
+    if not existing_tables(db_path):
+        return f"{db_path}: not a simlake database (no Delta tables in it)"
+    return None
+
+
 def sql_main(argv: list[str] | None = None) -> int:
-    """``simlake sql DB_PATH "SELECT ..."``: run a query over the database's tables and views."""
-    parser = argparse.ArgumentParser(prog="simlake sql", description=sql_main.__doc__)
-    _common(parser)
+    """``simlake sql [DB_PATH] "SELECT ..."``: run a query over a database's tables and views.
+
+    Plain names (``voltage_traces``, ``trial_summary`` ...) show completed folders only.
+    With ``--warehouse W`` the session uses the catalog ``simlake register --warehouse W``
+    wrote (its database is the current one; DB_PATH may then be left out). Exit codes:
+    0 ok, 1 usage error or fault (one line on stderr).
+    """
+    from simlake.usage import EXIT_OK, UsageParser, fail
+
+    parser = UsageParser(prog="simlake sql", description=sql_main.__doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("db_path", nargs="?", default=None,
+                        help="database folder (optional with --warehouse)")
     parser.add_argument("query", help="Spark SQL; tables and views by plain name")
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="write the result to a folder: *.csv (csv) or anything else (parquet)",
-    )
+    parser.add_argument("--profile", default="local", help="Spark profile in conf/")
+    parser.add_argument("--conf-dir", default=None)
+    parser.add_argument("--warehouse", default=None,
+                        help="use the catalog that `simlake register --warehouse` wrote here")
+    parser.add_argument("--database", default=None,
+                        help="with --warehouse: the registered database to use "
+                             "(default: conf/catalog.toml)")
+    parser.add_argument("--out", default=None,
+                        help="write the result: x.csv or x.parquet as one file, anything else "
+                             "as a folder of parquet parts; an existing non-empty target is "
+                             "refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file or previous result folder")
     parser.add_argument("--limit", type=int, default=50, help="rows printed (default 50)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from simlake.spark.catalog import run_query
+    prog = parser.prog
+    if args.db_path is None and args.warehouse is None:
+        return fail(prog, "give a database folder, or --warehouse of a registered catalog")
+    if args.db_path is not None:
+        problem = _check_database(args.db_path)
+        if problem:
+            return fail(prog, problem)
+    if args.warehouse is not None:
+        if not os.path.isdir(os.path.join(args.warehouse, "metastore_db")):
+            return fail(prog, f"{args.warehouse}: no catalog here (write one with "
+                              "`simlake register DB --warehouse W`)")
+        database = args.database or catalog_defaults(args.conf_dir)["database"]
+    if args.limit < 0:
+        return fail(prog, f"--limit must be >= 0, not {args.limit}")
+    from simlake.spark.sql_out import OutputRefused, check_target, write_result
 
-    spark = _session(args, catalog=False)
+    protected = (args.db_path,) if args.db_path else ()
+    if args.out:
+        try:
+            check_target(args.out, args.overwrite, protected)
+        except OutputRefused as exc:
+            return fail(prog, str(exc))
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from simlake.spark.catalog import attach
+
+    spark = _session(args, catalog=args.warehouse is not None)
     try:
-        result = run_query(spark, args.db_path, args.query)
+        if args.warehouse is not None:
+            spark.sql(f"USE {database}")
+        if args.db_path is not None:
+            attach(spark, args.db_path)
+        result = spark.sql(args.query)
         if args.out:
             if args.out.endswith(".csv"):
-                _printable(result).write.mode("overwrite").option("header", True).csv(args.out)
-            else:
-                result.write.mode("overwrite").parquet(args.out)
-            print(f"wrote {args.out}")
+                result = _printable(result)
+            print(f"wrote {write_result(result, args.out, args.overwrite, protected)}")
         else:
-            rows = _printable(result).limit(args.limit + 1).toPandas()
-            more = len(rows) > args.limit
-            import pandas as pd
-
-            with pd.option_context(
-                "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
-            ):
-                print(rows.head(args.limit).to_string(index=False))
-            if more:
-                print(f"... (first {args.limit} rows; use --limit or --out)")
+            _print_rows(result, args.limit)
+    except OutputRefused as exc:
+        return fail(prog, str(exc))
+    except Exception as exc:  # a bad query or a Spark fault: one line on the console
+        log.info("query failed", exc_info=True)
+        return fail(prog, f"{type(exc).__name__}: {exc}")
     finally:
         spark.stop()
-    return 0
+    return EXIT_OK
+
+
+def _print_rows(result, limit: int) -> None:
+    import pandas as pd
+
+    rows = _printable(result).limit(limit + 1).toPandas()
+    with pd.option_context(
+        "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
+    ):
+        print(rows.head(limit).to_string(index=False))
+    if len(rows) > limit:
+        print(f"... (first {limit} rows; use --limit or --out)")

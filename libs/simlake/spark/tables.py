@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -23,10 +23,12 @@ from simlake.datafiles import RECORD_SCHEMA, DataFile, stats_columns, write_tabl
 from simlake.layout import table_path
 from simlake.spark.delta_commit import Replace, commit_files, create_table
 from simlake.spark.executor_tasks import TableOutput, write_frame_batches
+from simlake.spark.sql_text import replace_predicate as replace_predicate  # re-exported
+from simlake.spark.sql_text import spark_schema
+from simlake.spark.sql_text import sql_string_list as sql_string_list  # re-exported
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +76,11 @@ def table_properties(key: str) -> dict[str, str]:
         "simlake.statsStringPrefixLength": "1024",
     }
 
-# Delta's optimistic-concurrency conflicts that a rerun of the same idempotent write resolves.
-_RETRYABLE = (
-    "ConcurrentAppendException",
-    "ConcurrentDeleteReadException",
-    "ConcurrentDeleteDeleteException",
-    "ConcurrentTransactionException",
-    "MetadataChangedException",
-    "ProtocolChangedException",
-    "ConcurrentWriteException",
-    "DELTA_CONCURRENT",
-    "DELTA_METADATA_CHANGED",
-    "DELTA_PROTOCOL_CHANGED",
-    "DELTA_TABLE_ALREADY_EXISTS",
-)
-
-
-def spark_schema(arrow_schema: pa.Schema) -> StructType:
-    """The Spark schema of an Arrow table schema (nullability kept)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(arrow_schema)
+#: Delta's base class of optimistic-concurrency conflicts (ConcurrentAppendException,
+#: MetadataChangedException, ...): a rerun of the same idempotent write resolves them.
+_CONFLICT_BASE_CLASS = "io.delta.exceptions.DeltaConcurrentModificationException"
+#: Error conditions that a retry resolves too: two writers creating one table at once.
+_RETRYABLE_CONDITIONS = frozenset({"DELTA_TABLE_ALREADY_EXISTS"})
 
 
 def is_retryable_conflict(exc: BaseException) -> bool:
@@ -102,17 +88,42 @@ def is_retryable_conflict(exc: BaseException) -> bool:
     return conflict_name(exc) is not None
 
 
-def conflict_name(exc: BaseException) -> str | None:
-    """The Delta conflict (exception class or error class) named in ``exc``, or None."""
-    text = f"{type(exc).__name__}: {exc}"
-    found = [(text.find(marker), marker) for marker in _RETRYABLE if marker in text]
-    if not found:
+def _java_throwables(exc: BaseException) -> list[Any]:
+    """The Java exceptions behind ``exc`` (py4j's ``java_exception``, pyspark's captured
+    ``_origin``), each with its causes."""
+    out: list[Any] = []
+    for err in (exc, exc.__cause__, exc.__context__):
+        java = getattr(err, "java_exception", None) or getattr(err, "_origin", None)
+        while java is not None and len(out) < 16:
+            out.append(java)
+            java = java.getCause()
+    return out
+
+
+def _condition(java: Any) -> str | None:
+    from py4j.protocol import Py4JError
+
+    try:
+        return java.getErrorClass()  # SparkThrowable's error condition
+    except Py4JError:  # not a SparkThrowable
         return None
-    start = min(found)[0]
-    end = start
-    while end < len(text) and (text[end].isalnum() or text[end] in "_."):
-        end += 1
-    return text[start:end]
+
+
+def conflict_name(exc: BaseException) -> str | None:
+    """The Delta conflict behind ``exc`` (its exception class, or a retryable error
+    condition), or None. Decided by the Java exception's class hierarchy, not its text."""
+    for java in _java_throwables(exc):
+        cls = java.getClass()
+        ancestors = []
+        while cls is not None:
+            ancestors.append(cls.getName())
+            cls = cls.getSuperclass()
+        if _CONFLICT_BASE_CLASS in ancestors:
+            return java.getClass().getSimpleName()
+        condition = _condition(java)
+        if condition in _RETRYABLE_CONDITIONS:
+            return condition
+    return None
 
 
 def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
@@ -124,7 +135,7 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except Exception as exc:  # py4j/Spark wrap Delta's exceptions; we match on the class name
+        except Exception as exc:  # py4j/Spark wrap Delta's exceptions: matched by Java class
             name = conflict_name(exc)
             if name is None:
                 raise
@@ -151,21 +162,6 @@ def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
                              table_properties(key)),
         f"create {key}")
     return path
-
-
-def sql_string_list(values: Sequence[str]) -> str:
-    """A SQL list literal ``('a', 'b')`` with quotes and backslashes escaped."""
-    quoted = []
-    for value in values:
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-        quoted.append(f"'{escaped}'")
-    return "(" + ", ".join(quoted) + ")"
-
-
-def replace_predicate(sim_runs: Sequence[str], extra: str | None = None) -> str:
-    """The ``replaceWhere`` predicate that selects the rows of ``sim_runs`` (and ``extra``)."""
-    predicate = f"sim_run IN {sql_string_list(sorted(set(sim_runs)))}"
-    return f"({predicate}) AND ({extra})" if extra else predicate
 
 
 def exists(db_root: str, key: str) -> bool:

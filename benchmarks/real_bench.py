@@ -1,0 +1,293 @@
+"""Benchmarks on real-shaped trees (issue 18 targets): a command per target, figures printed.
+
+The trees come from ``simlake.synth`` with ``profile="real"``: files of the size, structure and
+number formats of ISF's example simrun folder (9,802 voltage rows, ~4,400 synapse and ~5,500
+presynaptic-cell lines a trial, a ~350 KB network param file with 278 cell types, an 8 KB neuron
+param file, an 800 KB ``.hoc``; old-era folders print 12 significant digits, new-era ``repr``).
+Baseline (ISF-like pandas ``init``) and ceiling (``pyarrow.csv`` parse only) are those of
+``ingest_bench.py``, on the same files, pools of ``--workers`` processes.
+
+    python benchmarks/real_bench.py ingest600     # (a) 100 folders x 6 trials, all keys, wall
+    python benchmarks/real_bench.py parse6000     # (b) 1,000 x 6: of ceiling, vs baseline,
+                                                  #     shared and distinct network param files
+    python benchmarks/real_bench.py loc           # (c) db[key] and .loc[sti] warm, 10,000 trials
+    python benchmarks/real_bench.py rerun         # (d) a rerun with nothing new, 10,000 trials
+    python benchmarks/real_bench.py all           # the four, in this order
+
+Sizes are options (``--folders``, ``--trials-per-folder``, ``--trials``) for quick runs. Trees
+and the (c)/(d) database are kept in ``--workdir`` (default ``/tmp/simlake-real-bench``) and
+reused by later commands with the same sizes (``--fresh`` rebuilds them); the databases of (a)
+and (b) are rebuilt on every run. Every figure is printed with the machine's load average
+(``os.getloadavg``) before and after it: the machine is shared, read figures with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+from ingest_bench import (
+    _ceiling_folder,
+    _isf_like_folder,
+    machine,
+    read_tree,
+    run_pool,
+    run_simlake_ingest,
+    tree_bytes,
+)
+
+from simlake import synth
+
+TARGETS = {
+    "a_wall_s": 11.6,  # real-shaped 600 trials, all keys, wall incl. Spark start-up
+    "b_of_ceiling": 0.50,  # real-shaped 6,000 trials: fraction of the parse ceiling
+    "b_vs_baseline": 20.0,  # ... and speed-up over the ISF-like baseline
+    "c_vt_loc_ms": 20.0,  # db["voltage_traces"].loc[sti].compute(), warm, 10,000 trials
+    "c_sa_loc_ms": 50.0,  # db["synapse_activation"].loc[sti].compute(), warm
+    "c_frame_ms": 50.0,  # db[key] itself (building the frame), warm
+    "d_rerun_s": 10.0,  # a rerun with nothing new over 10,000 trials, wall
+}
+
+
+def load() -> str:
+    """The 1-minute load average, for the figure printed next to it."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
+    met = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"target {sign} {target:g}: {'met' if met else 'NOT met'}"
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+# ----------------------------------------------------------------------------- trees
+
+
+def study_sizes(trials: int, pattern: tuple[int, ...] = synth.REAL_FOLDER_SIZES) -> list[int]:
+    """Folder sizes of a study of ``trials`` trials: ``pattern`` cycled, the last one cut."""
+    sizes: list[int] = []
+    while sum(sizes) < trials:
+        sizes.append(min(pattern[len(sizes) % len(pattern)], trials - sum(sizes)))
+    return sizes
+
+
+def real_tree(workdir: str, name: str, sizes: list[int], network_params: str, fresh: bool,
+              seed: int = 18) -> tuple[str, float]:
+    """A real-shaped tree in ``workdir/name`` (reused when complete); ``(path, raw MB)``."""
+    raw = os.path.join(workdir, name)
+    done = raw + ".complete"
+    if fresh or not os.path.exists(done):
+        shutil.rmtree(raw, ignore_errors=True)
+        started = time.monotonic()
+        say(f"  generating {name}: {len(sizes)} folders, {sum(sizes)} trials, "
+            f"network param files {network_params} ...")
+        report = synth.generate_tree(raw, runs=len(sizes), trials=sizes, profile="real",
+                                     network_params=network_params, seed=seed)
+        with open(done, "w") as fh:
+            fh.write(report.summary_line() + "\n")
+        say(f"  generated in {time.monotonic() - started:.0f} s")
+    _, size = tree_bytes(raw)
+    return raw, size / 1e6
+
+
+def data_file_mb(raw: str) -> float:
+    """MB of the files that baseline and ceiling read (everything but param/anatomy files)."""
+    total = 0
+    for dirpath, _, names in os.walk(raw):
+        if "_anatomy" in dirpath or "_running" in dirpath:
+            continue
+        total += sum(os.path.getsize(os.path.join(dirpath, n)) for n in names
+                     if n.endswith((".csv", ".npz")))
+    return total / 1e6
+
+
+def ingest(raw: str, db: str, fresh_db: bool = True) -> dict:
+    if fresh_db:
+        shutil.rmtree(db, ignore_errors=True)
+    read_tree(raw)  # warm page cache, as for baseline and ceiling
+    before = load()
+    result = run_simlake_ingest(raw, db)
+    result["load"] = f"{before} -> {load()}"
+    return result
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def bench_ingest600(args) -> dict:
+    """(a) all keys of a real-shaped 100 x 6 tree, wall time including Spark start-up."""
+    sizes = [args.trials_per_folder] * args.folders
+    raw, mb = real_tree(args.workdir, f"real_{args.folders}x{args.trials_per_folder}_shared",
+                        sizes, "shared", args.fresh)
+    say(f"(a) real-shaped tree, {args.folders} folders x {args.trials_per_folder} trials "
+        f"({sum(sizes)} trials, {mb:.0f} MB, one network param file content): "
+        "simlake ingest RAW DB, all keys")
+    walls = []
+    for k in range(args.repeat):
+        r = ingest(raw, os.path.join(args.workdir, "db_a"))
+        walls.append(r["wall"])
+        say(f"    run {k + 1}: wall {r['wall']:.1f} s (in job {r['job_seconds']:.1f} s, "
+            f"{mb / r['job_seconds']:.0f} MB/s), peak RSS JVM {r['java_rss'] / 1e6:.0f} MB / "
+            f"Python {r['python_rss'] / 1e6:.0f} MB  [{r['load']}]")
+    best = min(walls)
+    say(f"(a) wall time incl. Spark start-up: {best:.1f} s (best of {len(walls)}) "
+        f"{verdict(best, TARGETS['a_wall_s'])}")
+    return {"a_wall_s": best}
+
+
+def bench_parse6000(args) -> dict:
+    """(b) of ceiling and vs baseline on a real-shaped tree, shared and distinct param files."""
+    sizes = [args.trials_per_folder] * args.folders
+    out: dict = {}
+    say(f"(b) real-shaped trees, {args.folders} folders x {args.trials_per_folder} trials "
+        f"({sum(sizes)} trials): ingest (in-job seconds) vs ceiling and baseline")
+    for mode in args.network_params.split(","):
+        raw, mb = real_tree(args.workdir, f"real_{args.folders}x{args.trials_per_folder}_{mode}",
+                            sizes, mode, args.fresh)
+        r = ingest(raw, os.path.join(args.workdir, f"db_b_{mode}"))
+        out[mode] = {"raw": raw, "mb": mb, "job": r["job_seconds"], "wall": r["wall"]}
+        say(f"    {mode} network param files: ingest {r['job_seconds']:.1f} s in job "
+            f"({r['wall']:.1f} s wall), {mb:.0f} MB, {mb / r['job_seconds']:.0f} MB/s  "
+            f"[{r['load']}]")
+        shutil.rmtree(os.path.join(args.workdir, f"db_b_{mode}"), ignore_errors=True)
+    # baseline and ceiling read the data files only, identical in both trees: measured once
+    first = next(iter(out.values()))
+    raw, data_mb = first["raw"], data_file_mb(first["raw"])
+    pickles = os.path.join(args.workdir, "pickles")
+    figures = {}
+    for name, fn in (("ceiling", _ceiling_folder), ("baseline", _isf_like_folder)):
+        if name == "baseline" and args.no_baseline:
+            continue
+        shutil.rmtree(pickles, ignore_errors=True)
+        os.makedirs(pickles)
+        read_tree(raw)
+        before = load()
+        figures[name] = run_pool(fn, raw, pickles, args.workers)
+        shutil.rmtree(pickles, ignore_errors=True)
+        say(f"    {name}: {figures[name]:.1f} s ({data_mb / figures[name]:.0f} MB/s of data "
+            f"files)  [{before} -> {load()}]")
+    for mode, r in out.items():
+        frac = figures["ceiling"] / r["job"]
+        say(f"(b) {mode}: of parse ceiling {100 * frac:.0f}% "
+            f"{verdict(100 * frac, 100 * TARGETS['b_of_ceiling'], True)}")
+        out[mode]["of_ceiling"] = frac
+        if "baseline" in figures:
+            speedup = figures["baseline"] / r["job"]
+            say(f"(b) {mode}: vs ISF-like baseline {speedup:.1f}x "
+                f"{verdict(speedup, TARGETS['b_vs_baseline'], True)}")
+            out[mode]["vs_baseline"] = speedup
+    return out
+
+
+def serving_db(args) -> tuple[str, str]:
+    """The (c)/(d) tree and database of ``--trials`` trials (study-like folder sizes)."""
+    sizes = study_sizes(args.trials)
+    raw, mb = real_tree(args.workdir, f"real_study_{args.trials}", sizes, "shared", args.fresh)
+    db = os.path.join(args.workdir, f"db_study_{args.trials}")
+    if args.fresh or not os.path.exists(db + ".complete"):
+        say(f"  ingesting {args.trials} trials ({len(sizes)} folders, {mb:.0f} MB) ...")
+        r = ingest(raw, db)
+        say(f"  ingested in {r['wall']:.0f} s wall  [{r['load']}]")
+        open(db + ".complete", "w").close()
+    return raw, db
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median seconds of ``repeat`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_loc(args) -> dict:
+    """(c) one trial in milliseconds: db[key] and .loc[sti].compute(), warm."""
+    from simlake import DataBase
+
+    _, db_path = serving_db(args)
+    db = DataBase(db_path)
+    keys = sorted(db["sim_trial_index"])
+    picks = [keys[i] for i in np.random.default_rng(0).choice(len(keys), 10, replace=False)]
+    say(f"(c) {len(keys)} trials; warm medians over {len(picks)} random trials x "
+        f"{args.repeat} repeats")
+    out = {}
+    for key, target in (("voltage_traces", "c_vt_loc_ms"), ("synapse_activation", "c_sa_loc_ms")):
+        before = load()
+        frame_s = timed(lambda key=key: db[key], args.repeat)
+        frame = db[key]
+        per_trial = [timed(lambda s=s, f=frame: f.loc[s].compute(), args.repeat) for s in picks]
+        loc_ms = 1000 * statistics.median(per_trial)
+        say(f"(c) db[{key!r}]: {1000 * frame_s:.1f} ms "
+            f"{verdict(1000 * frame_s, TARGETS['c_frame_ms'])}  "
+            f"[{before}]")
+        say(f"(c) db[{key!r}].loc[sti].compute(): {loc_ms:.1f} ms (max {1000 * max(per_trial):.1f})"
+            f" {verdict(loc_ms, TARGETS[target])}  [{load()}]")
+        out[key] = {"frame_ms": 1000 * frame_s, "loc_ms": loc_ms}
+    return out
+
+
+def bench_rerun(args) -> dict:
+    """(d) a run with nothing new over the (c) database: wall time incl. Spark start-up."""
+    raw, db = serving_db(args)
+    walls = []
+    for k in range(args.repeat_rerun):
+        r = ingest(raw, db, fresh_db=False)
+        walls.append(r["wall"])
+        say(f"    rerun {k + 1}: wall {r['wall']:.1f} s (in job {r['job_seconds']:.1f} s)  "
+            f"[{r['load']}]")
+    best = min(walls)
+    say(f"(d) rerun with nothing new over {args.trials} trials: {best:.1f} s wall "
+        f"{verdict(best, TARGETS['d_rerun_s'])}")
+    return {"d_rerun_s": best}
+
+
+COMMANDS = {"ingest600": bench_ingest600, "parse6000": bench_parse6000, "loc": bench_loc,
+            "rerun": bench_rerun}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=[*COMMANDS, "all"])
+    parser.add_argument("--workdir", default="/tmp/simlake-real-bench")
+    parser.add_argument("--fresh", action="store_true", help="rebuild kept trees and databases")
+    parser.add_argument("--folders", type=int, default=None,
+                        help="(a)/(b) sim-run folders (default 100 for (a), 1000 for (b))")
+    parser.add_argument("--trials-per-folder", type=int, default=6, help="(a)/(b)")
+    parser.add_argument("--network-params", default="shared,distinct",
+                        help="(b) which trees: shared, distinct or both (comma-separated)")
+    parser.add_argument("--no-baseline", action="store_true", help="(b) ceiling only")
+    parser.add_argument("--trials", type=int, default=10_000,
+                        help="(c)/(d) trials of the database (folders of 6 to 300 trials)")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats per figure ((a), (c))")
+    parser.add_argument("--repeat-rerun", type=int, default=2, help="(d) reruns")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    os.makedirs(args.workdir, exist_ok=True)
+    say(f"machine: {machine()}")
+    commands = list(COMMANDS) if args.command == "all" else [args.command]
+    for name in commands:
+        cmd_args = argparse.Namespace(**vars(args))
+        if cmd_args.folders is None:
+            cmd_args.folders = 1000 if name == "parse6000" else 100
+        if name == "ingest600" and args.command == "all":
+            cmd_args.repeat = 1
+        COMMANDS[name](cmd_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""File references of param files: where they are in the dict, how they resolve.
+
+A source param file references files by absolute path (or relative to its folder); a stored
+copy references the database's copies as ISF does, ``reldb://<folder>/<file>`` (relative to the
+database root), or, written by older simlake versions, by plain db-relative paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+Kind = Literal["neuron", "network"]
+KeyPath = tuple[Any, ...]
+
+#: ISF's scheme for a path relative to the database root (``data_base.dbopen``).
+RELDB = "reldb://"
+#: The last key of every reference's key path (see :func:`referenced_files`) ...
+REFERENCE_KEYS = ("filename", "distributionFile", "connectionFile")
+#: ... and the key whose list entries are references.
+REFERENCE_LIST_KEY = "recordingSites"
+
+
+def key_string(key_path: Iterable[Any]) -> str:
+    """``("network", "L2", "synapses", "distributionFile")`` -> ``network.L2.synapses...``;
+    list indices as ``[i]``."""
+    out = ""
+    for part in key_path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A file referenced by a param file.
+
+    ``key_path``: where in the dict (list indices as int); ``path``: the value as written;
+    ``abspath``: ``path`` resolved (relative paths against the ``base_dir`` given);
+    ``category``: the managed folder key it belongs in (``morphology``, ``recsites_folder``,
+    ``syn_folder``, ``con_folder``).
+    """
+
+    key_path: KeyPath
+    path: str
+    abspath: str
+    category: str
+
+    @cached_property
+    def key(self) -> str:
+        """The key path as one dotted string."""
+        return key_string(self.key_path)
+
+
+def resolve_written(path: str, base_dir: str | None) -> str:
+    """Absolute path of a reference as written in a source param file (relative: against
+    ``base_dir``, default the current directory)."""
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    return os.path.normpath(os.path.join(base_dir if base_dir is not None else os.getcwd(), path))
+
+
+def referenced_files(params: Mapping, kind: Kind, base_dir: str | None = None) -> list[Reference]:
+    """The file references of a parsed param dict of ``kind`` ``"neuron"`` or ``"network"``.
+
+    neuron: ``neuron.filename`` (morphology) and each entry of ``sim.recordingSites``
+    (recsites_folder); network: ``network.<celltype>.synapses.distributionFile`` (syn_folder) and
+    ``...connectionFile`` (con_folder). Relative paths are resolved against ``base_dir`` (default:
+    the current directory). Absent keys and non-string values are skipped.
+    """
+    if kind not in ("neuron", "network"):
+        raise ValueError(f"kind must be 'neuron' or 'network', not {kind!r}")
+    refs: list[Reference] = []
+
+    def add(key_path: KeyPath, value: Any, category: str) -> None:
+        if isinstance(value, str) and value.strip():
+            refs.append(Reference(key_path, value, resolve_written(value, base_dir), category))
+
+    if kind == "neuron":
+        neuron = params.get("neuron")
+        if isinstance(neuron, Mapping):
+            add(("neuron", "filename"), neuron.get("filename"), "morphology")
+        sim = params.get("sim")
+        if isinstance(sim, Mapping):
+            sites = sim.get("recordingSites")
+            if isinstance(sites, str):
+                add(("sim", "recordingSites"), sites, "recsites_folder")
+            elif isinstance(sites, (list, tuple)):
+                for i, site in enumerate(sites):
+                    add(("sim", "recordingSites", i), site, "recsites_folder")
+    else:
+        network = params.get("network")
+        if isinstance(network, Mapping):
+            for celltype, cfg in network.items():
+                syn = cfg.get("synapses") if isinstance(cfg, Mapping) else None
+                if not isinstance(syn, Mapping):
+                    continue
+                base = ("network", celltype, "synapses")
+                add(base + ("distributionFile",), syn.get("distributionFile"), "syn_folder")
+                add(base + ("connectionFile",), syn.get("connectionFile"), "con_folder")
+    return refs
+
+
+def reldb_reference(db_relative: str) -> str:
+    """ISF's reference to a file at the ``/``-separated path ``db_relative`` in the database."""
+    return RELDB + db_relative
+
+
+def is_stored_reference(ref: str) -> bool:
+    """Whether ``ref`` (a reference in a stored param file) points into the database:
+    ``reldb://...``, or a plain relative path (older simlake); absolute: missing at ingest."""
+    return ref.startswith(RELDB) or not os.path.isabs(ref)
+
+
+def resolve_reference(db_root: str, ref: str) -> str:
+    """Absolute path of a reference as stored in the database: ``reldb://<folder>/<file>``
+    (resolved against ``db_root``, as ISF's ``dbopen`` does), a plain db-relative path (written
+    by older simlake versions), or absolute (the file was missing at ingest)."""
+    if ref.startswith(RELDB):
+        ref = ref[len(RELDB):]
+    elif os.path.isabs(ref):
+        return ref
+    return os.path.join(os.path.abspath(db_root), *[p for p in ref.split("/") if p])
