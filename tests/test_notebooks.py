@@ -95,7 +95,7 @@ def test_inspect_trial_fails_on_a_missing_database_and_writes_nothing(tmp_path):
     from nbclient.exceptions import CellExecutionError
 
     missing = tmp_path / "no-such-db"
-    with pytest.raises(CellExecutionError, match="no database folder at"):
+    with pytest.raises(CellExecutionError, match="no simlake database at"):
         execute("inspect_trial.ipynb", {"DB_PATH": str(missing), "TRIAL": None,
                                         "OUT_DIR": None}, str(tmp_path))
     assert os.listdir(tmp_path) == []  # no ./figures, no temporary folder in the caller's folder
