@@ -48,3 +48,17 @@ def ingested(spark, tmp_path_factory):
     missing = _drop_one_landmark(raw)
     summary = ingest(spark, IngestOptions(raw, db, target_task_bytes=64 * 1024))
     return {"raw": raw, "db": db, "report": report, "summary": summary, "missing": missing}
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory, ingested):
+    """The wheel built from this tree in ONE fresh virtualenv per test session (pip cache).
+    The reading side alone is installed first and reads the suite's database (``ingested``);
+    what it read is kept as ``.reading_side``. Then the ``spark`` extra is added."""
+    from packaged_env import WheelVenv, read_with
+
+    venv = WheelVenv(str(tmp_path_factory.mktemp("wheel")))
+    venv.install()
+    venv.reading_side = read_with(venv, ingested["db"], cwd=venv.base)
+    venv.install("spark")
+    return venv

@@ -1,4 +1,5 @@
-"""The driver JVM's class archive: written once by a real session, mapped by the next one."""
+"""The driver JVM's class archive (opt-in): written once by a real session that asks for it,
+mapped by the next one."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ SESSION_SCRIPT = textwrap.dedent("""
     from simlake.config import load_spark_profile
     from simlake.spark.session import build_session
 
-    extra = {"spark.driver.extraJavaOptions": sys.argv[1]} if len(sys.argv) > 1 else None
+    extra = {"spark.simlake.classArchive": "true"}  # opt-in: off in every profile
+    if len(sys.argv) > 1:
+        extra["spark.driver.extraJavaOptions"] = sys.argv[1]
     spark = build_session(load_spark_profile("test"), extra)
     assert spark.range(5).count() == 5
     args = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()

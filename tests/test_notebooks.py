@@ -88,3 +88,14 @@ def test_inspect_trial_notebook(ingested, tmp_path):
         rgb = matplotlib.image.imread(str(out_dir / name))[..., :3].reshape(-1, 1, 3)
         used = np.any(np.all(np.abs(rgb - tab10) < 0.02, axis=-1), axis=0)
         assert used.sum() >= 3, (name, used)
+
+
+def test_inspect_trial_fails_on_a_missing_database_and_writes_nothing(tmp_path):
+    """A wrong DB_PATH is one clear error, raised before any folder is created."""
+    from nbclient.exceptions import CellExecutionError
+
+    missing = tmp_path / "no-such-db"
+    with pytest.raises(CellExecutionError, match="no simlake database at"):
+        execute("inspect_trial.ipynb", {"DB_PATH": str(missing), "TRIAL": None,
+                                        "OUT_DIR": None}, str(tmp_path))
+    assert os.listdir(tmp_path) == []  # no ./figures, no temporary folder in the caller's folder

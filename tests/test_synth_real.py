@@ -38,7 +38,7 @@ def kb(path: Path) -> float:
 
 
 def py2_str(value: float) -> str:
-    text = "%.12g" % value
+    text = f"{value:.12g}"
     return text if any(c in text for c in ".en") else text + ".0"
 
 

@@ -5,7 +5,17 @@ Importing this package never starts or imports Spark; Spark lives in ``simlake.s
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+# one home for the version: the installed distribution's metadata (pyproject.toml)
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("simlake")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+#: Submodules reachable as attributes (``import simlake; simlake.isf.init(...)``), imported on
+#: first use so that ``import simlake`` stays light.
+_LAZY_SUBMODULES = ("isf",)
 
 #: Names re-exported lazily from the JVM-free adapter (``simlake.DataBase`` etc.).
 _ADAPTER_EXPORTS = ("DataBase", "optimize")
@@ -15,6 +25,10 @@ _CELLNET_EXPORTS = ("load_param_files_from_db", "load_initialized_cell_and_evoke
 
 
 def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"simlake.{name}")
     if name in _ADAPTER_EXPORTS:
         from simlake import adapter
 
@@ -27,4 +41,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_ADAPTER_EXPORTS, *_CELLNET_EXPORTS])
+    return sorted([*globals(), *_ADAPTER_EXPORTS, *_CELLNET_EXPORTS, *_LAZY_SUBMODULES])

@@ -70,10 +70,15 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``simlake <command> ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        from simlake import __version__
+
+        print(f"simlake {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
         lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-        print("usage: simlake <command> [options]\n\ncommands:\n" + "\n".join(lines))
+        print("usage: simlake [--version] <command> [options]\n\ncommands:\n" + "\n".join(lines))
         if argv and argv[0] not in ("-h", "--help"):
             print(f"\nsimlake: unknown command {argv[0]!r}", file=sys.stderr)
             return 2

@@ -98,7 +98,7 @@ class DataFile:
     modification_time: int  # ms since the epoch
     num_records: int
     stats: str  # Delta statistics JSON
-    partition_values: dict[str, str] = field(default_factory=dict)
+    partition_values: dict[str, str | None] = field(default_factory=dict)
     sim_runs: tuple[str, ...] = ()
 
     def add_action(self) -> dict:

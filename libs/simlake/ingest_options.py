@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from simlake.config import IngestDefaults
 
@@ -81,7 +82,7 @@ class IngestOptions:
     @classmethod
     def from_defaults(cls, defaults: IngestDefaults, **kwargs) -> IngestOptions:
         """Options with ``conf/ingest.toml`` defaults under explicit keyword overrides."""
-        base = {
+        base: dict[str, Any] = {
             "target_task_bytes": defaults.target_task_bytes,
             "batch_bytes": defaults.batch_bytes,
             "spike_threshold": defaults.spike_threshold,

@@ -263,6 +263,6 @@ def _attach_spikes(net: Network, frame: pd.DataFrame) -> None:
     types = frame["presynaptic_cell_type"].astype(str).to_numpy()
     ids = frame["cell_ID"].to_numpy(dtype=np.int64)
     for celltype, cell_id, t in zip(types, ids, times, strict=True):
-        group = net.groups.get(celltype)
-        if group is not None and group.presynaptic_spike_times is not None:
-            group.presynaptic_spike_times[int(cell_id)] = t
+        target = net.groups.get(celltype)
+        if target is not None and target.presynaptic_spike_times is not None:
+            target.presynaptic_spike_times[int(cell_id)] = t

@@ -142,6 +142,7 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout,
             while j < len(files) and accepted[j]:
                 j += 1
             n = int(rows[i:j].sum())
+            assert fast is not None  # accepted files exist only where the fast path ran
             pieces.append(fast.slice(offset, n))
             offset += n
             i = j

@@ -247,13 +247,13 @@ def _diagnose(data: bytes, body_start: int, names: list[str], exc: BaseException
                                                                             pa.string())),
         )
         pattern = float_pattern(padded=True)
-        bad = []
+        bad_cells = []
         for col in range(len(names)):
-            row = first_not_matching(text.column(col).combine_chunks(), pattern)
-            if row is not None:
-                bad.append((row, col))
-        if bad:
-            row, col = min(bad)
+            first_bad = first_not_matching(text.column(col).combine_chunks(), pattern)
+            if first_bad is not None:
+                bad_cells.append((first_bad, col))
+        if bad_cells:
+            row, col = min(bad_cells)
             value = text.column(col)[row].as_py()
             return (f"non-numeric value {short(value)} at line {row + 2}, "
                     f"column {names[col]!r}")

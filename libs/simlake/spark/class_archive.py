@@ -177,7 +177,7 @@ def _finish(archive: DriverArchive, process) -> None:
             context.stop()
         subprocess.Popen(
             [sys.executable, "-m", "simlake.spark.class_archive", str(process.pid),
-             archive.writing, archive.final, archive.lock],
+             str(archive.writing), str(archive.final), str(archive.lock)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         if process.stdin is not None:  # the gateway JVM exits when its stdin closes
@@ -254,4 +254,4 @@ def _remove(*paths: str | None) -> None:
 if __name__ == "__main__":  # the detached publisher started by ``_finish``
     import sys
 
-    publish_when_done(int(sys.argv[1]), *sys.argv[2:5])
+    publish_when_done(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4])

@@ -44,8 +44,9 @@ def prefer_installed_pyspark(path: list[str]) -> list[str]:
             installed = fh.read()
     except (OSError, KeyError, zipfile.BadZipFile):
         return path
-    found = _VERSION.search(zipped), _VERSION.search(installed)
-    if not all(found) or found[0].group(1) != found[1].group(1):
+    zipped_version, installed_version = _VERSION.search(zipped), _VERSION.search(installed)
+    if (zipped_version is None or installed_version is None
+            or zipped_version.group(1) != installed_version.group(1)):
         return path
     return rest + zips
 

@@ -70,8 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "./simlake-demo")
     parser.add_argument("db_path", nargs="?", help="database folder (default: ./simlake-demo/db)")
     parser.add_argument("--profile", default="local",
-                        help="Spark profile in conf/ (local, cluster) or a .toml path")
-    parser.add_argument("--conf-dir", default=None, help="configuration folder (default: conf/)")
+                        help="Spark profile (local, cluster) or a .toml path")
+    parser.add_argument("--conf-dir", default=None,
+                        help="configuration folder whose files replace the packaged ones "
+                             "(default: $SIMLAKE_CONF_DIR)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="Spark setting; overrides spark-defaults.conf and the profile")
     parser.add_argument("--strict", action="store_true",
                         help="any rejected file fails its whole folder (exit 2 as without)")
     parser.add_argument("--refresh", action="store_true",
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         _ensure_demo_tree(args, console)
         opts = options_from_args(args)
         profile = load_spark_profile(args.profile, args.conf_dir)
+        spark_conf = spark_settings(args.conf)
     except (PreflightError, FileNotFoundError, ValueError) as exc:
         console.error(f"simlake ingest: {exc}")
         return EXIT_FAILED
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     started = _now()
     summary, error = None, None
     try:
-        summary = _run(opts, profile, console, runlog)
+        summary = _run(opts, profile, console, runlog, spark_conf)
         code = exit_code(opts, summary)
     except PreflightError as exc:  # refused before doing anything: the line says it all
         runlog.discard()
@@ -244,7 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _run(opts: IngestOptions, profile, console: Console, runlog: RunLog) -> IngestSummary:
+def spark_settings(pairs: list[str]) -> dict[str, str]:
+    """``--conf KEY=VALUE`` arguments as a dict (a malformed one is a ValueError)."""
+    bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0]]
+    if bad:
+        raise ValueError(f"--conf {bad[0]!r}: expected KEY=VALUE")
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def _run(opts: IngestOptions, profile, console: Console, runlog: RunLog,
+         spark_conf: dict[str, str] | None = None) -> IngestSummary:
     """Check, plan, and ingest with Spark only if there is something to ingest."""
     from simlake import preflight
     from simlake.discovery import discover, parse_sim_run_name
@@ -272,7 +286,7 @@ def _run(opts: IngestOptions, profile, console: Console, runlog: RunLog) -> Inge
 
     quiet_spark = {} if console.level == VERBOSE else {"spark.ui.showConsoleProgress": "false"}
     with runlog.process_output():  # the JVM's output (Ivy, log4j) goes to the log
-        spark = build_session(profile, quiet_spark)
+        spark = build_session(profile, {**quiet_spark, **(spark_conf or {})})
     progress = IngestProgress(console)
     try:
         return ingest(spark, opts, tree=tree, progress=progress)
