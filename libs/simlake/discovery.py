@@ -1,6 +1,6 @@
 """Discovery: find the sim-run folders of a simrun tree and classify their files.
 
-Two layers (``spec/simrun-format.md``, "Tree" and "Files inside a sim-run folder"):
+Two layers (``docs/input-format.md``, "Tree" and "Files inside a sim-run folder"):
 
 - :func:`classify_folder` is pure: it gets a folder's listing (file name -> size and mtime) and
   returns a :class:`SimRunFolder` saying which file is which, the trial numbers, and the

@@ -19,7 +19,7 @@ import os
 
 MANIFEST_NAME = "simlake.json"
 
-#: Managed folder keys (spec/database-keys.md); values are folder names under the database root.
+#: Managed folder keys (docs/database.md); values are folder names under the database root.
 FOLDER_KEYS: dict[str, str] = {
     "parameterfiles_cell_folder": "parameterfiles_cell_folder",
     "parameterfiles_network_folder": "parameterfiles_network_folder",

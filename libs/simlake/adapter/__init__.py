@@ -16,7 +16,7 @@ to frames), :mod:`.frames` (the ISF reshapes), :mod:`.deltafiles` (files, ranges
 (``ls``, key metadata), :mod:`.dendritic` (spike times at a new threshold), :mod:`.optimize`,
 :mod:`.link` (keys served from the raw files, through a ``LinkSource``).
 
-What the adapter relies on in the ingest's Delta tables (``spec/database-keys.md``):
+What the adapter relies on in the ingest's Delta tables (``docs/database.md``):
 
 - schemas as in :mod:`simlake.schemas`; plain column names (no column mapping), no deletion
   vectors (both are refused with :class:`UnsupportedTableError`); ``recording_site`` may be a

@@ -1,4 +1,4 @@
-"""Reshaping narrow Delta rows (Arrow tables) into the ISF frames of ``spec/database-keys.md``.
+"""Reshaping narrow Delta rows (Arrow tables) into the ISF frames of ``docs/database.md``.
 
 Each shape is a small picklable object that knows which Delta columns a projection needs and
 builds the pandas frame of one partition; its ``meta`` is the same builder applied to an empty

@@ -1,4 +1,4 @@
-"""Decoders of per-trial activation files (``spec/simrun-format.md``).
+"""Decoders of per-trial activation files (``docs/input-format.md``).
 
 - ``simulation_run<NNNN>_synapses.csv`` -> ``schemas.SYNAPSE_ACTIVATION``
 - ``simulation_run<NNNN>_presynaptic_cells.csv`` -> ``schemas.CELL_ACTIVATION``

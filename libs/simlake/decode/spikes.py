@@ -1,4 +1,4 @@
-"""Spike detection on voltage traces (``spec/database-keys.md``, ``spike_times``).
+"""Spike detection on voltage traces (``docs/database.md``, ``spike_times``).
 
 A spike is an upward threshold crossing: the time ``t[i]`` of every sample ``i`` with
 ``v[i-1] < threshold <= v[i]`` (so a trace starting above threshold has no spike at its first

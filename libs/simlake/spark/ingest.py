@@ -1,6 +1,6 @@
 """The ingest: a raw simrun tree into the Delta tables of a database (Spark side).
 
-Flow per commit batch of sim-run folders (``DESIGN.md``, "Data flow"):
+Flow per commit batch of sim-run folders (``docs/architecture.md``, "Writing"):
 
 1. the driver plans file tasks from the discovery listing, packed in ``sim_trial_index`` order
    into balanced groups (one Spark task each);
