@@ -191,8 +191,12 @@ def check_consistency(cell: Cell, network_or_frame: Network | pd.DataFrame,
     that point's arc / L): the point must be exactly at x. False relaxes this to "the stored pt
     is a nearest point to the synapse", for data whose synapses lie between points.
     """
-    network = network_or_frame if isinstance(network_or_frame, Network) else None
-    frame = network.synapse_activation if network is not None else network_or_frame
+    network: Network | None = None
+    frame: pd.DataFrame | None
+    if isinstance(network_or_frame, Network):
+        network, frame = network_or_frame, network_or_frame.synapse_activation
+    else:
+        frame = network_or_frame
     if frame is None:
         raise ValueError("the network has no synapse_activation rows; load it with "
                          "reconnect_synapses=True or pass the trial's frame")

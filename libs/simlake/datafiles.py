@@ -420,7 +420,7 @@ def _key_codes(key: pa.ChunkedArray) -> np.ndarray:
             c.dictionary.equals(first.dictionary) for c in key.chunks[1:]):
         # one dictionary (the writer unifies them): compare codes, not strings (10x faster)
         return np.concatenate([c.indices.fill_null(-1).to_numpy() for c in key.chunks])
-    plain = key.combine_chunks() if key.num_chunks != 1 else first
+    plain = key.combine_chunks() if key.num_chunks != 1 or first is None else first
     if pa.types.is_dictionary(plain.type):
         plain = plain.dictionary_decode()
     changes = pc.fill_null(pc.not_equal(plain[1:], plain[:-1]), True).to_numpy(

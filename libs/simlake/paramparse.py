@@ -170,7 +170,7 @@ def _fast_scan(text: str, locate: bool) -> Scanned | None:
     json_text = "".join(pieces)
     try:
         if not located:
-            value, where, keep = _DECODER.decode(json_text), {}, []
+            value, where, keep = _DECODER.decode(json_text), {}, []  # type: ignore[var-annotated]
         else:
             value, where, keep = _decode_tagged(json_text, parts, string_parts)
     except (ValueError, RecursionError):
@@ -435,7 +435,8 @@ def rewrite_param_text(text: str, replacements: Mapping[KeyPath, str], path: str
     a param dict, ``KeyError`` if a key path does not lead to a string literal.
     """
     locations = scan_param_text(text, path, locate=True).locations
-    spans = {k: locations.span(k) for k in replacements} if locations is not None else {}
-    if not spans or any(span is None for span in spans.values()):
+    found = {k: locations.span(k) for k in replacements} if locations is not None else {}
+    spans = {k: span for k, span in found.items() if span is not None}
+    if not spans or len(spans) < len(found):
         spans = ast_spans(text, list(replacements), path)
     return replace_spans(text, spans, replacements)

@@ -24,7 +24,7 @@ from typing import Any
 from simlake.paramfiles import Scanner, store_outcome
 from simlake.paramparse import scan_param_text
 from simlake.paramrecords import MissingReference, Outcome, read_outcome
-from simlake.paramrefs import resolve_written
+from simlake.paramrefs import Kind, resolve_written
 
 Runner = Callable[[Callable[[Any], Any], list], list]
 KINDS = ("neuron", "network")
@@ -78,7 +78,7 @@ class StoreFile:
     def __init__(self, db_root: str, scan: Scanner = scan_param_text) -> None:
         self.db_root, self.scan = db_root, scan
 
-    def __call__(self, item: tuple[str, str, str, str | None]) -> tuple:
+    def __call__(self, item: tuple[Kind, str, str, str | None]) -> tuple:
         kind, path, digest, hint = item
         try:
             outcome, _, parsed, _ = store_outcome(path, self.db_root, kind,

@@ -68,7 +68,7 @@ def table_versions(db_root: str) -> dict[str, int]:
     ``deltalake``, no JVM)."""
     from deltalake import DeltaTable
 
-    versions = {}
+    versions: dict[str, int] = {}
     try:
         names = sorted(os.listdir(db_root))
     except OSError:

@@ -487,7 +487,7 @@ def _t_footer(f: DataFile) -> tuple[float, float, int, int] | None:
         lo = st.min if lo is None else min(lo, st.min)
         hi = st.max if hi is None else max(hi, st.max)
         values += leaf.num_values
-    if lo is None:
+    if lo is None or hi is None:
         return None
     return (float(lo), float(hi), md.num_rows, values)
 

@@ -35,7 +35,7 @@ class FrameParts:
 
     read: Callable[..., pd.DataFrame]
     partitions: tuple[Partition, ...]
-    divisions: tuple[Any, ...]
+    divisions: tuple[Any, ...] | None
     meta: pd.DataFrame
     label: str
     spec: Any

@@ -51,7 +51,7 @@ class Replace:
     """Which stored rows a commit replaces: those of ``sim_runs`` (and, with ``column``, only
     those whose ``column`` equals ``value``). ``sim_runs`` is kept sorted and unique."""
 
-    sim_runs: tuple[str, ...]
+    sim_runs: Sequence[str]  # kept as a sorted, unique tuple
     column: str | None = None
     value: Any = None
 
@@ -80,7 +80,7 @@ def commit_files(spark: SparkSession, table_root: str, key: str, files: Sequence
 
     Raises Delta's conflict exception when another commit got in first (retry the call).
     """
-    jvm = spark._jvm
+    jvm: Any = spark._jvm  # py4j's view of the JVM (untyped)
     started = time.monotonic()
     delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, table_root)
     txn = delta_log.startTransaction()
@@ -110,7 +110,7 @@ def create_table(spark: SparkSession, table_root: str, schema: pa.Schema,
     Raises Delta's conflict exception when another writer created it at the same moment
     (a retry then finds it).
     """
-    jvm = spark._jvm
+    jvm: Any = spark._jvm  # py4j's view of the JVM (untyped)
     delta = jvm.org.apache.spark.sql.delta
     txn = delta.DeltaLog.forTable(spark._jsparkSession, table_root).startTransaction()
     if txn.readVersion() >= 0:
@@ -170,7 +170,8 @@ def _removals(spark: SparkSession, txn, table_root: str, key: str, replace: Repl
     rewritten without those rows (for files that also hold other rows)."""
     frame = spark.read.format("delta").load(table_root).where(replace.predicate())
     condition = frame._jdf.queryExecution().analyzed().condition()
-    stored = txn.filterFiles(spark._jvm.PythonUtils.toSeq([condition]), False)
+    jvm: Any = spark._jvm
+    stored = txn.filterFiles(jvm.PythonUtils.toSeq([condition]), False)
     removals = []  # RemoveFile objects
     rewrites: list[DataFile] = []
     it = stored.iterator()

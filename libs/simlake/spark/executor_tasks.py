@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +91,9 @@ def decode_chunks(tasks: Sequence[FileTask]) -> Iterator[Chunk]:
 def _decode_activation(tasks: list[FileTask]) -> Chunk:
     from simlake.decode import activation
 
-    files, read, failures = [], [], []
+    files: list[activation.ActivationFile] = []
+    read: list[FileTask] = []
+    failures: list[tuple[FileTask, Exception]] = []
     for task in tasks:
         try:
             data = read_bytes(task.path)
@@ -197,7 +199,7 @@ def _write_group(group: WriteGroup, errors) -> list[dict]:
             if chunk[0].kind == "voltage":  # one file per chunk
                 trials.setdefault(chunk[0].sim_run, []).extend(
                     decoded.column("trialnr").to_pylist())
-            if spike_writer is not None:
+            if spike_writer is not None and group.spikes is not None:
                 spike_writer.add(spike_rows(group.spikes.output.table, decoded,
                                             group.spikes.threshold))
         files = writer.close() + (spike_writer.close() if spike_writer else [])
@@ -213,12 +215,12 @@ def _write_group(group: WriteGroup, errors) -> list[dict]:
 
 
 def write_frame_batches(output: TableOutput
-                        ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+                        ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function writing each partition's rows (in order) as data files of
     ``output``; yields one :data:`~simlake.datafiles.RECORD_SCHEMA` row per file."""
     schema = output.schema
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         prepare_worker()
         writer = output.writer()
         try:

@@ -216,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PreflightError, FileNotFoundError, ValueError) as exc:
         console.error(f"simlake ingest: {exc}")
         return EXIT_FAILED
-    opts = dataclasses.replace(opts, run_id=(dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-")
-                                             + uuid.uuid4().hex[:8]))
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    opts = dataclasses.replace(opts, run_id=run_id)
     from simlake.runlog import RunLog
 
-    runlog = RunLog(opts.run_id, verbose=level == VERBOSE)
+    runlog = RunLog(run_id, verbose=level == VERBOSE)
     runlog.start_logging()
     started = _now()
     summary, error = None, None
@@ -328,7 +328,7 @@ def _keep_record(opts: IngestOptions, summary: IngestSummary | None, started: st
     except Exception:
         log.exception("could not read the table versions")
         versions = {}
-    record = runrecords.ingest_record(opts.run_id, summary, started=started, finished=_now(),
+    record = runrecords.ingest_record(str(opts.run_id), summary, started=started, finished=_now(),
                                       exit_code=code, table_versions=versions, error=error,
                                       log_path=log_path)
     record.setdefault("simresult_path", opts.simresult_path)

@@ -40,9 +40,9 @@ def count_groups(fn: Callable[[Iterator[int]], Iterable[Any]], sizes: Sequence[t
     their ``sizes`` (files, bytes) to the accumulator ``counter``."""
 
     def run(ids: Iterator[int]) -> Iterator[Any]:
-        ids = list(ids)
-        yield from fn(iter(ids))
-        counter.add((sum(sizes[i][0] for i in ids), sum(sizes[i][1] for i in ids)))
+        done = list(ids)
+        yield from fn(iter(done))
+        counter.add((sum(sizes[i][0] for i in done), sum(sizes[i][1] for i in done)))
 
     return run
 
@@ -75,7 +75,7 @@ class IngestProgress:
         self.total_files = self.total_bytes = 0
         self.batches = 0
         self.trials = 0
-        self._counter = None
+        self._counter: Any = None  # a Spark accumulator once counting starts
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
