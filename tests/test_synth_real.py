@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_synth import discover, read_activation_file, strip_comments, times_of, trial_files
 
 from simlake import synth
+from test_synth import discover, read_activation_file, strip_comments, times_of, trial_files
 
 SYN_FILE = re.compile(r"^simulation_run(\d+)_synapses\.csv$")
 CELL_FILE = re.compile(r"^simulation_run(\d+)_presynaptic_cells\.csv$")
@@ -38,7 +38,7 @@ def kb(path: Path) -> float:
 
 
 def py2_str(value: float) -> str:
-    text = "%.12g" % value
+    text = f"{value:.12g}"
     return text if any(c in text for c in ".en") else text + ".0"
 
 
