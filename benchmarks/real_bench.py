@@ -17,8 +17,9 @@ Baseline (ISF-like pandas ``init``) and ceiling (``pyarrow.csv`` parse only) are
 Sizes are options (``--folders``, ``--trials-per-folder``, ``--trials``) for quick runs. Trees
 are kept in ``--workdir`` (default ``/tmp/simlake-real-bench``) and reused by later commands with
 the same sizes; the (c)/(d) database too, as long as the code's commit is the one that built it
-(``--fresh`` rebuilds all); the databases of (a) and (b) are rebuilt on every run. Every figure is printed with the machine's load average
-(``os.getloadavg``) before and after it: the machine is shared, read figures with it.
+(``--fresh`` rebuilds all); the databases of (a) and (b) are rebuilt on every run. Every figure
+is printed with the machine's load average (``os.getloadavg``) before and after it: the machine
+is shared, read figures with it.
 """
 
 from __future__ import annotations
@@ -240,7 +241,8 @@ def bench_loc(args) -> dict:
     _, db_path = serving_db(args)
     db = DataBase(db_path)
     keys = sorted(db["sim_trial_index"])
-    picks = [keys[i] for i in np.random.default_rng(0).choice(len(keys), 10, replace=False)]
+    picks = [keys[i] for i in
+             np.random.default_rng(0).choice(len(keys), min(10, len(keys)), replace=False)]
     say(f"(c) {len(keys)} trials; warm medians over {len(picks)} random trials x "
         f"{args.repeat} repeats")
     out = {}
