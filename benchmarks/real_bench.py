@@ -15,10 +15,11 @@ Baseline (ISF-like pandas ``init``) and ceiling (``pyarrow.csv`` parse only) are
     python benchmarks/real_bench.py all           # the four, in this order
 
 Sizes are options (``--folders``, ``--trials-per-folder``, ``--trials``) for quick runs. Trees
-and the (c)/(d) database are kept in ``--workdir`` (default ``/tmp/simlake-real-bench``) and
-reused by later commands with the same sizes (``--fresh`` rebuilds them); the databases of (a)
-and (b) are rebuilt on every run. Every figure is printed with the machine's load average
-(``os.getloadavg``) before and after it: the machine is shared, read figures with it.
+are kept in ``--workdir`` (default ``/tmp/simlake-real-bench``) and reused by later commands with
+the same sizes; the (c)/(d) database too, as long as the code's commit is the one that built it
+(``--fresh`` rebuilds all); the databases of (a) and (b) are rebuilt on every run. Every figure
+is printed with the machine's load average (``os.getloadavg``) before and after it: the machine
+is shared, read figures with it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +45,8 @@ from ingest_bench import (
 )
 
 from simlake import synth
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TARGETS = {
     "a_wall_s": 11.6,  # real-shaped 600 trials, all keys, wall incl. Spark start-up
@@ -189,16 +193,33 @@ def bench_parse6000(args) -> dict:
     return out
 
 
+def code_version() -> str:
+    """The checkout's commit (plus ``+dirty``): a kept database is reused only by the same code."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", "-C", ROOT, *cmd], capture_output=True, text=True).stdout
+    return git("rev-parse", "HEAD").strip() + ("+dirty" if git("status", "--porcelain",
+                                                               "libs") else "")
+
+
 def serving_db(args) -> tuple[str, str]:
-    """The (c)/(d) tree and database of ``--trials`` trials (study-like folder sizes)."""
+    """The (c)/(d) tree and database of ``--trials`` trials (study-like folder sizes).
+
+    The tree is kept and reused; the database too, but only by the same code (its commit is
+    recorded): after a merge the database is rebuilt, so (c) and (d) measure the new layout.
+    """
     sizes = study_sizes(args.trials)
     raw, mb = real_tree(args.workdir, f"real_study_{args.trials}", sizes, "shared", args.fresh)
     db = os.path.join(args.workdir, f"db_study_{args.trials}")
-    if args.fresh or not os.path.exists(db + ".complete"):
-        say(f"  ingesting {args.trials} trials ({len(sizes)} folders, {mb:.0f} MB) ...")
+    marker = db + ".complete"
+    version = code_version()
+    kept = open(marker).read().strip() if os.path.exists(marker) else None
+    if args.fresh or kept != version:
+        say(f"  ingesting {args.trials} trials ({len(sizes)} folders, {mb:.0f} MB) with "
+            f"code {version} ...")
         r = ingest(raw, db)
         say(f"  ingested in {r['wall']:.0f} s wall  [{r['load']}]")
-        open(db + ".complete", "w").close()
+        with open(marker, "w") as fh:
+            fh.write(version + "\n")
     return raw, db
 
 
@@ -220,7 +241,8 @@ def bench_loc(args) -> dict:
     _, db_path = serving_db(args)
     db = DataBase(db_path)
     keys = sorted(db["sim_trial_index"])
-    picks = [keys[i] for i in np.random.default_rng(0).choice(len(keys), 10, replace=False)]
+    picks = [keys[i] for i in
+             np.random.default_rng(0).choice(len(keys), min(10, len(keys)), replace=False)]
     say(f"(c) {len(keys)} trials; warm medians over {len(picks)} random trials x "
         f"{args.repeat} repeats")
     out = {}

@@ -3,9 +3,8 @@
     python benchmarks/real_shape.py [RAW]     # RAW: a tree from `simlake synth --profile real`;
                                               # default: a 6-folder tree in a temp folder
 
-Reference: ISF's ``getting_started/example_data/simulation_data/C2_evoked_UpState_INH_PW_1.0_
-SuW_0.5_C2center/20150815-1530_20240`` (6 trials) and the anatomy files its param files name
-(sizes and line counts read from the ISF repository; no ISF file is copied here).
+Reference: the example simrun folder of ISF's getting-started data (6 trials) and the anatomy
+files its param files name; their sizes and line counts are below (no ISF file is copied).
 """
 
 from __future__ import annotations

@@ -35,3 +35,24 @@ def test_ingest_benchmark_smoke(tmp_path):
     assert int(row[0]) == 12  # 6 folders x 2 trials
     assert float(row[3].split()[0]) > 0  # ingest wall seconds
     assert float(row[11]) > 0  # loc latency measured
+
+
+def test_real_bench_smoke(tmp_path):
+    """Issue-18 commands (d) then (c) on a tiny real-shaped tree: they run and print verdicts.
+
+    (a) and (b) share their code paths (tree, ingest, pools) with ``ingest_bench.py``'s smoke
+    run above and with (d)'s database build; two Spark runs here keep it under a minute.
+    """
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    lines = []
+    for command in (["rerun", "--repeat-rerun", "1"], ["loc", "--repeat", "1"]):
+        out = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "benchmarks", "real_bench.py"), *command,
+             "--workdir", str(tmp_path), "--trials", "3"],
+            capture_output=True, text=True, env=env, timeout=900,
+        )
+        assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+        lines += [line for line in out.stdout.splitlines() if "target " in line]
+    assert [line[:3] for line in lines] == ["(d)", *["(c)"] * 4]
+    assert all(": met" in line or ": NOT met" in line for line in lines)
+    assert "ingesting 3 trials" not in out.stdout  # (c) reused the database (d) built

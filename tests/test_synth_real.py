@@ -1,5 +1,5 @@
 """Real-shaped generated trees (``profile="real"``), checked against the sizes and formats of ISF's
-example simrun folder (as stated in the simrun format spec) by independent reading of the files.
+example simrun folder by independent reading of the files.
 
 Reference figures of the real folder: network param 356-383 KB (278 cell types), neuron param
 8.7 KB, ``.hoc`` 824 KB (167 sections, 13,962 points, ``%f``), ``.syn`` 642 KB, ``.con`` 372 KB

@@ -1,7 +1,8 @@
 """Numbers as simrun prints them, vectorised: the three printers of the generated csv files.
 
-A printer turns values into integer *codes*, codes into the floats a reader parses back, and codes
-into text tokens (each followed by a separator byte), all without a per-value Python loop:
+A printer turns values into *codes*, codes into the floats a reader parses back, and codes into
+text tokens (each followed by a separator byte), without a per-value Python loop (``Repr`` has
+one ``repr`` of a whole list, in C):
 
 - :class:`FixedPoint` (``"fixed10"``): the value rounded to 10 decimals, printed as
   ``repr()`` of that decimal (trailing zeros stripped). The generator's historical format.
@@ -46,7 +47,7 @@ class Printer(Protocol):
     name: str
 
     def encode(self, values: Any) -> np.ndarray:
-        """Codes of ``values`` (int64, order-preserving)."""
+        """Codes of ``values`` (order-preserving: int64 units, or the doubles themselves)."""
 
     def floats(self, codes: np.ndarray) -> np.ndarray:
         """The doubles a reader parses from the tokens of ``codes``."""

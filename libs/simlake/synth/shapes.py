@@ -2,11 +2,11 @@
 
 ``default``: the small trees of the tests and the historical benchmarks (5 cell types, small
 param files, every number printed with 10 decimals). ``real``: files of the size and structure of
-ISF's example simrun folder (``C2_evoked_UpState...C2center/20150815-1530_20240``): 9,802 voltage
-rows (100.0-345.025 ms), ~4,400 synapse and ~5,500 presynaptic-cell lines a trial, 278 cell types,
-a ~350 KB network and ~8.7 KB neuron param file, a ~820 KB ``.hoc`` (167 sections, ~14,000
-points, ``%f``), ~640 KB ``.syn`` and ~370 KB ``.con``; old-era folders print numbers as
-Python 2's ``str`` (12 significant digits), new-era folders as ``repr`` (16-17 digits).
+ISF's example simrun folder (6 trials, ISF's getting-started data): 9,802 voltage rows
+(100.0-345.025 ms), ~4,400 synapse and ~5,500 presynaptic-cell lines a trial, 278 cell types, a
+~350 KB network and ~8.7 KB neuron param file, a ~820 KB ``.hoc`` (167 sections, ~14,000 points,
+``%f``), ~640 KB ``.syn`` and ~370 KB ``.con``; old-era folders print numbers as Python 2's
+``str`` (12 significant digits), new-era folders as ``repr`` (16-17 digits).
 """
 from __future__ import annotations
 
