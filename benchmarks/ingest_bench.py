@@ -93,9 +93,9 @@ class PeakRSS:
             self._stop.wait(self.interval)
 
 
-def run_simlake_ingest(raw: str, db: str) -> dict:
+def run_simlake_ingest(raw: str, db: str, extra_args: tuple[str, ...] = ()) -> dict:
     """``simlake ingest`` in its own process; wall time, in-job seconds, peak memory."""
-    cmd = [sys.executable, "-m", "simlake.cli", "ingest", raw, db]
+    cmd = [sys.executable, "-m", "simlake.cli", "ingest", raw, db, *extra_args]
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     started = time.monotonic()
     with open(os.path.join(os.path.dirname(db), "ingest.log"), "w") as log:

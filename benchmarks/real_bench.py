@@ -115,12 +115,16 @@ def data_file_mb(raw: str) -> float:
     return total / 1e6
 
 
+#: Set by --class-archive: the opt-in JVM class archive (``spark.simlake.classArchive``).
+INGEST_ARGS: list[str] = []
+
+
 def ingest(raw: str, db: str, fresh_db: bool = True) -> dict:
     if fresh_db:
         shutil.rmtree(db, ignore_errors=True)
     read_tree(raw)  # warm page cache, as for baseline and ceiling
     before = load()
-    result = run_simlake_ingest(raw, db)
+    result = run_simlake_ingest(raw, db, tuple(INGEST_ARGS))
     result["load"] = f"{before} -> {load()}"
     return result
 
@@ -297,9 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repeats per figure ((a), (c))")
     parser.add_argument("--repeat-rerun", type=int, default=2, help="(d) reruns")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--class-archive", action="store_true",
+                        help="ingest with the opt-in JVM class archive (written by the first "
+                             "such run, mapped by later ones)")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
-    say(f"machine: {machine()}")
+    if args.class_archive:
+        INGEST_ARGS[:] = ["--conf", "spark.simlake.classArchive=true"]
+    say(f"machine: {machine()}" + ("; ingest with the JVM class archive" if args.class_archive
+                                   else ""))
     commands = list(COMMANDS) if args.command == "all" else [args.command]
     for name in commands:
         cmd_args = argparse.Namespace(**vars(args))

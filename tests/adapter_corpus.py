@@ -202,18 +202,8 @@ def write_table(path: str, tables: list[pa.Table], partition_by: list[str] | Non
             {"delta.dataSkippingStringPrefixLength": prefix_length}, raise_if_not_exists=False)
 
 
-def with_axis_hash(table: pa.Table, trials: list[Trial]) -> pa.Table:
-    """The metadata table plus the optional ``time_axis_sha1`` bookkeeping column."""
-    import hashlib
-
-    by_sti = {tr.sti: hashlib.sha1(np.asarray(tr.t, "<f8").tobytes()).hexdigest()
-              for tr in trials}
-    hashes = [by_sti[s] for s in table.column("sim_trial_index").to_pylist()]
-    return table.append_column("time_axis_sha1", pa.array(hashes, pa.string()))
-
-
 def write_db(corpus: Corpus, root: str, runs_per_file: int = 2, overlap: str | None = None,
-             folders: bool = True, axis_hash: bool = False) -> str:
+             folders: bool = True) -> str:
     """Write every key of ``corpus`` as Delta tables under ``root`` (plus a manifest).
 
     Leftover rows go into their own file and, for voltage and synapses, also into a file
@@ -224,8 +214,6 @@ def write_db(corpus: Corpus, root: str, runs_per_file: int = 2, overlap: str | N
     os.makedirs(root, exist_ok=True)
     allt = corpus.trials + corpus.leftovers
     meta = [_rows("metadata", g) for g in groups_of_runs(corpus.trials, 3)]
-    if axis_hash:
-        meta = [with_axis_hash(t, corpus.trials) for t in meta]
     write_table(os.path.join(root, "metadata"), meta)
     for key in ("voltage_traces", "synapse_activation", "cell_activation", "spike_times",
                 "parameterfiles"):

@@ -330,26 +330,6 @@ def test_different_time_axes_are_unioned_and_nan_filled(tmp_path):
     assert got.isna().any(axis=None) and len(got.columns) > 40
 
 
-@pytest.mark.parametrize("odd", [False, True])
-def test_time_axis_hash_in_metadata_spares_reading_t(tmp_path, monkeypatch, odd):
-    c = ac.make_corpus(odd_axes=odd)
-    db = DataBase(ac.write_db(c, str(tmp_path / "db"), axis_hash=True))
-    snap = db._reader.snapshot("voltage_traces")
-    assert (db._reader.hashed_time_axis(snap, snap.files) is None) == odd  # several hashes
-    assert_same(db["voltage_traces"].compute(), ac.expected_voltage(c))
-    read: list[list[str]] = []
-    real = df_.read_files
-
-    def spy(files, columns, *args, **kwargs):
-        read.append(list(columns))
-        return real(files, columns, *args, **kwargs)
-
-    frame = db["voltage_traces"]
-    monkeypatch.setattr(df_, "read_files", spy)
-    frame.partitions[0].compute()
-    assert read and all(("t" in cols) == odd for cols in read)
-
-
 def test_empty_tables(tmp_path, corpus):
     root = str(tmp_path / "db")
     for key in ("metadata", "voltage_traces", "synapse_activation", "spike_times"):

@@ -30,10 +30,6 @@ What the adapter relies on in the ingest's Delta tables (``docs/database.md``):
   over two files (otherwise the files share a partition and a :class:`LayoutWarning` says so);
 - ``metadata`` written last per sim-run folder: it is the completion record, rows of other
   tables whose ``sim_run`` is not in it are hidden;
-- optional ``metadata`` bookkeeping columns that make opening cheaper:
-  ``time_axis_sha1`` (``tables.time_axis_hash`` of the trial's soma ``t``; lets
-  ``voltage_traces`` skip reading ``t``), ``synapse_activation_max_times`` and
-  ``cell_activation_max_spikes`` (the trial's longest activation list; spare a scan for K).
 """
 
 from __future__ import annotations

@@ -83,14 +83,12 @@ class VoltageShape:
     """
 
     axis: np.ndarray
-    #: False when every row is known to have exactly ``axis`` (then ``t`` is not read)
-    read_t: bool = True
 
     def labels(self) -> pd.Index:
         return pd.Index(self.axis, dtype="float64")
 
     def delta_columns(self, columns: Sequence | None = None) -> list[str]:
-        return [KEY, "t", "vm"] if self.read_t else [KEY, "vm"]
+        return [KEY, "t", "vm"]
 
     def to_pandas(self, table: pa.Table, columns: Sequence | None = None) -> pd.DataFrame:
         axis = self.axis
@@ -100,15 +98,6 @@ class VoltageShape:
         labels = self.labels()
         if n == 0:
             values = np.empty((0, m))
-        elif not self.read_t:
-            vm = _combine(table.column("vm"))
-            vlen = list_lengths(vm)
-            if not (vlen == m).all():
-                bad = int(np.flatnonzero(vlen != m)[0])
-                raise ValueError(f"{index[bad]}: {vlen[bad]} voltages, but the metadata's "
-                                 f"time-axis hash says {m} time points")
-            values = pc.list_flatten(vm).to_numpy(zero_copy_only=False).astype(
-                np.float64, copy=False).reshape(n, m)
         else:
             vm = _combine(table.column("vm"))
             t = _combine(table.column("t"))

@@ -8,7 +8,6 @@ The ``metadata`` table is the completion record: rows of the other per-trial tab
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -52,29 +51,12 @@ from simlake.datafiles import LIST_LENGTHS_KEY
 
 log = logging.getLogger(__name__)
 
-#: Optional per-trial columns of the metadata table that spare a scan for K: the longest
-#: list of the trial in ``synapse_activation`` / ``cell_activation``.
-K_COLUMNS = {
-    "synapse_activation": "synapse_activation_max_times",
-    "cell_activation": "cell_activation_max_spikes",
-}
-
 ACTIVATION = {
     "synapse_activation": (SYNAPSE_SCALARS, "activation_times"),
     "cell_activation": (CELL_SCALARS, "spike_times"),
 }
 
 SOMA_THRESHOLD = 0.0
-
-#: Optional metadata column: sha1 hex digest of the trial's soma ``t`` array as little-endian
-#: float64 bytes (see :func:`time_axis_hash`); lets ``voltage_traces`` skip reading ``t``.
-TIME_AXIS_HASH = "time_axis_sha1"
-
-
-def time_axis_hash(t: np.ndarray | Sequence[float]) -> str:
-    """The :data:`TIME_AXIS_HASH` of one time axis."""
-    return hashlib.sha1(np.asarray(t, dtype="<f8").tobytes()).hexdigest()
-
 
 class LayoutError(RuntimeError):
     """A data file holds keys outside the range its statistics claim."""
@@ -240,35 +222,9 @@ class TableReader:
             snap = self.snapshot(key, stats=(KEY, "recording_site"))
             files, equals = self._site_files(snap, site)
             row_filter = RowFilter(equals, self.completed_sim_runs())
-            axis = self.hashed_time_axis(snap, files) if key == "voltage_traces" else None
-            shape = VoltageShape(axis, read_t=False) if axis is not None else \
-                VoltageShape(self.time_axis(snap, files, row_filter))
+            shape = VoltageShape(self.time_axis(snap, files, row_filter))
             return self.dask_frame(snap, files, shape, row_filter,
                                    key if site is None else f"{key}-{site}")
-
-    def hashed_time_axis(self, snap: TableSnapshot, files: Sequence[DataFile]
-                         ) -> np.ndarray | None:
-        """The soma time axis, if the metadata proves every visible trial has it.
-
-        With the optional metadata column :data:`TIME_AXIS_HASH` (sha1 of the trial's ``t``
-        as little-endian float64 bytes) holding one value for all trials, and the first
-        row's ``t`` hashing to it, partitions need not read ``t`` at all (half the bytes).
-        """
-        if not self.exists("metadata"):
-            return None
-        msnap = self.snapshot("metadata")
-        if TIME_AXIS_HASH not in msnap.schema.names:
-            return None
-        col = df_.read_files(msnap.files, [TIME_AXIS_HASH], msnap.schema, sort_key=None,
-                             parallel=True).column(TIME_AXIS_HASH)
-        distinct = pc.unique(col).to_pylist()
-        files = [f for f in files if f.num_records != 0]
-        if len(distinct) != 1 or distinct[0] is None or not files:
-            return None
-        first = self.cache.get(files[0].path, "first_t", lambda: _first_t(files[0]))
-        if time_axis_hash(first) != distinct[0]:
-            return None
-        return first
 
     def _site_files(self, snap: TableSnapshot, site: str | None
                     ) -> tuple[tuple[DataFile, ...], tuple[tuple[str, Any], ...]]:
@@ -327,16 +283,8 @@ class TableReader:
 
     def list_k(self, key: str, snap: TableSnapshot, files: Sequence[DataFile],
                list_column: str, row_filter: RowFilter) -> int:
-        """K: the longest list over the visible rows of the whole table."""
-        kcol = K_COLUMNS.get(key)
-        if kcol and self.exists("metadata"):
-            msnap = self.snapshot("metadata")
-            if kcol in msnap.schema.names:
-                t = df_.read_files(msnap.files, [kcol], msnap.schema, sort_key=None,
-                                   parallel=True)
-                col = t.column(kcol)
-                if col.null_count == 0:
-                    return int(pc.max(col).as_py() or 0) if len(col) else 0
+        """K: the longest list over the visible rows of the whole table (per file and sim-run
+        folder from the footer the writer leaves, else a scan of the list lengths)."""
         keep = row_filter.sim_runs
         per_file = df_.parallel_map(
             lambda f: self.cache.get(f.path, ("k", list_column),
