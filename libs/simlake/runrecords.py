@@ -36,15 +36,7 @@ def write_run_record(db_root: str, record: dict[str, Any]) -> str:
     os.makedirs(folder, exist_ok=True)
     stamp = str(record["started"]).replace(":", "").replace("-", "")
     final = os.path.join(folder, f"{stamp}_{record['run_id']}.json")
-    fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=1, sort_keys=True, default=str)
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_json(final, record)
     return final
 
 
@@ -122,9 +114,10 @@ def ingest_record(run_id: str, summary, *, started: str, finished: str, exit_cod
 
 
 def write_json(path: str, record: dict[str, Any]) -> None:
-    """Write ``record`` to ``path`` atomically (``--summary-json``)."""
+    """Write ``record`` to ``path`` atomically (a hidden temp file, then a rename): a reader
+    never sees half of it (the kept records, ``--summary-json``)."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".json", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(record, fh, indent=1, sort_keys=True, default=str)

@@ -28,7 +28,6 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -39,6 +38,7 @@ from simlake.adapter.deltafiles import FileInfoCache, is_delta_table
 from simlake.adapter.dumpers import DUMPERS, FOLDER, SUB_DB, resolve
 from simlake.adapter.folders import ManagedFolder
 from simlake.adapter.listing import KeyMetadata, tree_lines
+from simlake.adapter.mapping import IsfMapping
 from simlake.adapter.sitedb import SiteDataBase
 from simlake.adapter.tables import TableReader
 from simlake.adapter.versions import ingest_history, table_versions_as_of
@@ -75,7 +75,7 @@ def _is_database(root: str) -> bool:
     return os.path.isfile(manifest_path(root)) or is_delta_table(os.path.join(root, "metadata"))
 
 
-class DataBase(Mapping):
+class DataBase(IsfMapping):
     """A simlake database folder behind ISF's ``DataBase`` interface.
 
     ``DataBase(path)`` opens the database at ``path``, creating an empty one where there is
@@ -200,15 +200,6 @@ class DataBase(Mapping):
                             self._suppress_errors)
         return None
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-    def __contains__(self, key: object) -> bool:
-        return self.check_if_key_exists(key)
-
     def check_if_key_exists(self, key: Any) -> bool:
         """Whether ``key`` (a name or a tuple of names into sub-databases) exists."""
         if isinstance(key, tuple):
@@ -223,11 +214,6 @@ class DataBase(Mapping):
     def _missing(self, key: Any) -> KeyError:
         return KeyError(f"{key!r} is not in the database {self.basedir}; "
                         f"available keys: {list(self.keys())}")
-
-    def get(self, key: Any, lock: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        """``db[key]``; ``lock`` and loader keywords are accepted for ISF code and unused
-        (reads take no lock: every value is replaced atomically)."""
-        return self[key]
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, tuple):

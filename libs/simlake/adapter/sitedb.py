@@ -5,17 +5,17 @@ recording sites (``dendritic_recordings``) or of ``<label>_<threshold>`` keys
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from simlake.adapter import link as link_mode
+from simlake.adapter.mapping import IsfMapping
 from simlake.adapter.tables import spike_key
 
 if TYPE_CHECKING:
     from simlake.adapter.database import DataBase
 
 
-class SiteDataBase(Mapping):
+class SiteDataBase(IsfMapping):
     """The read-only sub-database of ``dendritic_recordings`` (keys: recording-site labels,
     values like ``voltage_traces``) or ``dendritic_spike_times`` (keys: ISF's
     ``label + "_" + str(threshold)``, values like ``spike_times``)."""
@@ -61,19 +61,6 @@ class SiteDataBase(Mapping):
         if isinstance(key, tuple):
             return len(key) == 1 and self.check_if_key_exists(key[0])
         return key in self._index()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-    def __contains__(self, key: object) -> bool:
-        return self.check_if_key_exists(key)
-
-    def get(self, key: Any, lock: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        """``self[key]`` (ISF's ``get``: a missing key raises ``KeyError``)."""
-        return self[key]
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, tuple) and len(key) == 1:
