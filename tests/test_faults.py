@@ -366,19 +366,24 @@ def test_python_worker_killed_mid_task(spark, raw, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "simlake.cli", "ingest", raw, db,
                              "--profile", "test"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    killed = None
+    # every worker the daemon forks is killed until the run ends: a worker that was idle
+    # between tasks when it died is replaced, so only killing each one makes sure that a
+    # task's worker dies in its task (killing the first one seen made the test flaky)
+    killed: list[int] = []
     deadline = time.monotonic() + 600
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        for p in psutil.Process(proc.pid).children(recursive=True):
+    while proc.poll() is None and time.monotonic() < deadline:
+        children = []
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(proc.pid).children(recursive=True)
+        for p in children:
             with contextlib.suppress(psutil.Error):
                 parent = p.parent()
                 if parent is not None and "simlake.spark.daemon" in parent.cmdline():
-                    p.send_signal(signal.SIGKILL)  # a worker forked for a task, in its task
-                    killed = p.pid
-                    break
+                    p.send_signal(signal.SIGKILL)
+                    killed.append(p.pid)
         time.sleep(0.01)
     out, err = proc.communicate(timeout=600)
-    assert killed is not None, "no Python worker seen"
+    assert killed, "no Python worker seen"
     err_lines = err.splitlines()
     assert proc.returncode == job.EXIT_FAILED and len(err_lines) == 1, (out, err)
     assert "a Python worker of Spark died" in err_lines[0], err_lines
