@@ -74,7 +74,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -375,7 +375,7 @@ def run_write_groups(spark: SparkSession, groups: list[WriteGroup], errors,
     # function. An RDD job, not a query: no plan to build, and its first task starts ~2 s
     # sooner than a mapInArrow query's on a fresh session (2-core machine).
     ids = spark.sparkContext.parallelize(range(len(groups)), len(groups))
-    return ids.mapPartitions(fn).collect()
+    return ids.mapPartitions(fn).collect()  # type: ignore[arg-type]  # pyspark's stubs want Iterable
 
 
 def _batch_rows(spark: SparkSession, db_path: str, key: str, sim_runs: Sequence[str]) -> DataFrame:
@@ -577,7 +577,7 @@ class _Batch:
     opts: IngestOptions
     folders: list[SimRunFolder]
     number: int
-    errors: object  # the accumulator of executor-side rejections
+    errors: Any  # the accumulator of executor-side rejections (a Spark Accumulator)
     progress: IngestProgress | None = None
     trials: dict[str, set[int]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
@@ -722,7 +722,9 @@ def _decode(batch: _Batch, scratch: str) -> None:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="simlake-batch") as pool:
         creating = pool.submit(_ensure_tables, spark, opts.db_path, batch.created_tables())
         if opts.core:
-            batch.trials = {f.sim_run: _EveryTrial() for f in batch.folders if f.voltage_file}
+            # stands in for every trial's set until the traces are read
+            batch.trials = {f.sim_run: _EveryTrial()  # type: ignore[misc]
+                            for f in batch.folders if f.voltage_file}
         else:
             batch.trials = _trials_of(opts.db_path, batch.sim_runs)
         with_trials = [f for f in batch.folders if batch.trials.get(f.sim_run)]
@@ -741,7 +743,7 @@ def _decode(batch: _Batch, scratch: str) -> None:
             results = run_write_groups(spark, write_groups(batch, tasks), batch.errors,
                                        batch.progress)
         finally:
-            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
             submitted.set()  # also when no job ran (nothing to decode, or a failure)
         if opts.core:
             batch.trials = {}  # the trials found, from the voltage rows
@@ -796,13 +798,14 @@ def _decode_again(batch: _Batch) -> None:
         again |= shared
     root = {k: table_path(batch.opts.db_path, k) for k in keys}
     for k in keys:
-        for f in batch.files[k]:
-            if again & set(f.sim_runs):
+        for data_file in batch.files[k]:
+            if again & set(data_file.sim_runs):
                 try:
-                    os.remove(os.path.join(root[k], f.path))
+                    os.remove(os.path.join(root[k], data_file.path))
                 except OSError:  # never committed: a file left behind is invisible
-                    log.warning("could not delete uncommitted data file %s/%s", root[k], f.path)
-        batch.files[k] = [f for f in batch.files[k] if not again & set(f.sim_runs)]
+                    log.warning("could not delete uncommitted data file %s/%s", root[k],
+                                data_file.path)
+        batch.files[k] = [d for d in batch.files[k] if not again & set(d.sim_runs)]
     batch.forget_rejections(again, {SYNAPSES, CELLS, DENDRITIC})
     folders = [f for f in batch.folders if f.sim_run in again]
     log.info("batch %d: voltage traces of %d folders lack trials of their files; decoding "
@@ -876,8 +879,9 @@ def _commit_decoded(batch: _Batch, good_runs: list[str], targets: list[str]) -> 
             batch.done(key)
     finally:  # also on an interrupt: no data file is deleted under a commit still running
         pool.shutdown(wait=True, cancel_futures=True)
-    failures = [(key, f.exception()) for key, f in zip(keys, futures, strict=True)
-                if not f.cancelled() and f.exception() is not None]
+    failures: list[tuple[str, BaseException]] = [
+        (key, exc) for key, f in zip(keys, futures, strict=True)
+        if not f.cancelled() and (exc := f.exception()) is not None]
     for key, exc in failures[1:]:
         log.error("%s: commit failed too: %s", key, exc)
     if failures:
@@ -921,7 +925,7 @@ def _write_spikes(spark: SparkSession, db: str, key: str, source_key: str,
     if not (tables.exists(db, source_key) and good_runs):
         return 0
     rows = _batch_rows(spark, db, source_key, good_runs)
-    spikes = rows.mapInArrow(executor_tasks.spike_batches(key, threshold),
+    spikes = rows.mapInArrow(executor_tasks.spike_batches(key, threshold),  # type: ignore[arg-type]
                              tables.spark_schema(schemas.TABLES[key]))
     spikes = _range_layout(spikes, key, rows_per_file=200_000, n_rows=n_trials)
     return tables.replace_rows(spikes, db, key, targets, column="threshold", value=threshold)
@@ -947,7 +951,8 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
         if not work:
             return []
         slices = min(len(work), sc.defaultParallelism * 2)
-        return sc.parallelize(work, slices).mapPartitions(executor_tasks.each(fn)).collect()
+        task: Any = executor_tasks.each(fn)  # pyspark's stubs want an Iterable function
+        return sc.parallelize(work, slices).mapPartitions(task).collect()
 
     stored = paramstore.store_folders(items, db, on_executors,
                                       known_in=[known_in] if known_in and known_in != db else [])
@@ -961,7 +966,8 @@ def _store_param_files(spark: SparkSession, db: str, folders: list[SimRunFolder]
 def _rows_table(key: str, rows: list[tuple]) -> pa.Table:
     """Arrow rows of table ``key`` from tuples in schema order, sorted by key."""
     schema = tables.table_schema(key)
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    columns: list[Sequence[Any]] = (list(zip(*rows, strict=True)) if rows
+                                    else [[] for _ in schema])
     table = pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)],
                      schema=schema)
     return table.sort_by("sim_trial_index") if "sim_trial_index" in schema.names else table

@@ -60,7 +60,7 @@ def real_population(rng: np.random.Generator, n_types: int = 278) -> Population:
     return Population(names, shares, shares, rates, 1.0, inhibitory, 25.0, 0.4)
 
 
-def _split(total: int, shares: Sequence[float]) -> np.ndarray:
+def _split(total: int, shares: Sequence[float] | np.ndarray) -> np.ndarray:
     raw = np.asarray(shares) / np.sum(shares) * total
     out = np.maximum(1, np.floor(raw).astype(int))
     order = np.argsort(-(raw - np.floor(raw)), kind="stable")

@@ -16,7 +16,7 @@ their full entropy (a trace compresses as a real one does).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -250,7 +250,8 @@ class Repr:
 
 def printer(name: str) -> Printer:
     """The printer of number format ``name`` (one of :data:`FORMATS`)."""
-    printers = {"fixed10": FixedPoint, "str12": Str12, "repr": Repr}
+    printers: dict[str, Callable[[], Printer]] = {"fixed10": FixedPoint, "str12": Str12,
+                                                  "repr": Repr}
     if name not in printers:
         raise ValueError(f"number format must be one of {FORMATS}, got {name!r}")
     return printers[name]()

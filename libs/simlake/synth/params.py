@@ -186,7 +186,8 @@ def neuron_params_real(variant: str, hoc_path: str, recsite_paths: Sequence[str]
                        t_stop: float) -> str:
     """A real-shaped neuron param file (~8.7 KB, tab indent) of biophysics ``variant``."""
     scale = 1.0 if variant == "N1" else 1.35
-    apical = {"Ca_LVAst": {"spatial": "uniform_range", "begin": 900.0, "end": 1100.0,
+    apical: dict[str, dict[str, Any]] = {
+              "Ca_LVAst": {"spatial": "uniform_range", "begin": 900.0, "end": 1100.0,
                            "outsidescale": 0.01, "gCa_LVAstbar": 0.187},
               "Ca_HVA": {"spatial": "uniform_range", "begin": 900.0, "end": 1100.0,
                          "outsidescale": 0.1, "gCa_HVAbar": round(0.00555 * scale, 6)},

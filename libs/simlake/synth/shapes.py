@@ -11,6 +11,7 @@ ISF's example simrun folder (6 trials, ISF's getting-started data): 9,802 voltag
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 PROFILES = ("default", "real")
 NETWORK_PARAMS = ("variants", "shared", "distinct")
@@ -57,4 +58,5 @@ def shape_for(profile: str, **sizes: int | None) -> Shape:
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     base = REAL if profile == "real" else DEFAULT
-    return replace(base, **{k: v for k, v in sizes.items() if v is not None})
+    changes: dict[str, Any] = {k: v for k, v in sizes.items() if v is not None}
+    return replace(base, **changes)

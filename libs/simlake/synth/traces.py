@@ -86,7 +86,7 @@ def simulate(rng: np.random.Generator, activations: np.ndarray) -> list[np.ndarr
         spikes[idx, j] = 1.0
         if rng.random() < 0.4:
             calcium[idx[0] if idx.size else int(rng.integers(0, n_times)), j] = 1.0
-    rest = rng.uniform(-65.0, -58.0, n_trials)[None, :]
+    rest = np.asarray(rng.uniform(-65.0, -58.0, n_trials))[None, :]
     s_spec, c_spec = sp.forward(spikes), sp.forward(calcium)
     soma = (rest + 12.0 * np.tanh(drive / 12.0)
             + sp.back(s_spec * ap + 0.8 * sp.white(rng) * noise))
