@@ -386,9 +386,9 @@ class DataBase(IsfMapping):
 
     def history(self) -> pd.DataFrame:
         """The ingest runs of this database, oldest first: run id, start and end, exit
-        code, folders and trials added (from the kept run records; from the completion
-        record's run ids where a run kept none)."""
-        return ingest_history(self.basedir, self._reader)
+        code, folders and trials added (from the kept run records; where none were kept,
+        from the completion record's run ids), as ``simlake history`` lists them."""
+        return ingest_history(self.basedir)
 
     # -- listing -----------------------------------------------------------------------------
 

@@ -104,22 +104,16 @@ def _count(value: Any) -> int | None:
     return len(value) if isinstance(value, list | tuple | dict) else int(value)
 
 
-def ingest_history(root: str, reader: Any) -> pd.DataFrame:
-    """One row per ingest run, oldest first (see ``DataBase.history``)."""
-    rows = []
-    for r in read_run_records(root):
-        folders = r.get("folders_added", r.get("folders_new"))
-        rows.append({"run_id": r["run_id"], "started": r.get("started"),
-                     "finished": r.get("finished"), "exit_code": r.get("exit_code"),
-                     "folders_added": _count(folders),
-                     "trials_added": _count(r.get("trials_added", r.get("trials")))})
-    known = {r["run_id"] for r in rows}
-    if reader.exists("metadata"):
-        meta = reader.metadata_table().select(["run_id", "sim_run"]).to_pandas()
-        for run_id, group in meta.groupby("run_id", sort=False, dropna=True):
-            if run_id not in known:  # a run of an older simlake that kept no record
-                rows.append({"run_id": run_id, "started": None, "finished": None,
-                             "exit_code": None, "folders_added": group["sim_run"].nunique(),
-                             "trials_added": len(group)})
+def ingest_history(root: str) -> pd.DataFrame:
+    """One row per ingest run, oldest first (see ``DataBase.history``), from the runs that
+    ``simlake history`` lists (:func:`simlake.ops.info.run_history`: the kept run records,
+    or where none were kept, the completion record's run ids and commit times)."""
+    from simlake.ops.info import run_history
+
+    _, runs = run_history(root)
+    rows = [{"run_id": r.get("run_id"), "started": r.get("started"),
+             "finished": r.get("finished"), "exit_code": r.get("exit_code"),
+             "folders_added": _count(r.get("folders_added", r.get("folders"))),
+             "trials_added": _count(r.get("trials_added", r.get("trials")))} for r in runs]
     columns = ["run_id", "started", "finished", "exit_code", "folders_added", "trials_added"]
     return pd.DataFrame(rows, columns=columns)
