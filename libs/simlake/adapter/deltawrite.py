@@ -111,11 +111,17 @@ def write_data_file(table_root: str, rel_dir: str, table: pa.Table, *, seq: int 
 
 
 def write_rows(table_root: str, spec: TableSpec, rows: pa.Table, *,
+               partition_values: Mapping[str, str | None] | None = None,
                data_change: bool = True,
                stats_columns: Sequence[str] | None = None) -> list[AddAction]:
-    """Write ``rows`` of an ingest table (key order, partition columns included) with the
-    ingest's writer; the add actions of the files written. ``stats_columns``: those an
+    """Write ``rows`` of an ingest table (key order) with the ingest's writer; the add actions
+    of the files written. Partition columns the rows lack are filled from
+    ``partition_values`` (as the log stores them: strings). ``stats_columns``: those an
     existing table declares, if not the contract's."""
+    for name, value in (partition_values or {}).items():
+        if name not in rows.column_names:
+            column = pa.array([value] * rows.num_rows, pa.string())
+            rows = rows.append_column(name, column.cast(spec.schema.field(name).type))
     files = datafiles.write_table_files(table_root, spec.name, spec.schema,
                                         rows.select(spec.schema.names),
                                         spec.partition_columns, stats_columns=stats_columns)

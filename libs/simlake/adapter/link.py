@@ -444,12 +444,8 @@ def materialize(src: LinkSource, key: str, *, target_file_bytes: int) -> tuple[i
             if t is not None and t.num_rows == 0:
                 continue
             if current and (t is None or size + t.nbytes > target_file_bytes):
-                rows = pa.concat_tables(current)
-                for name, value in part.items():
-                    if name not in rows.column_names:
-                        rows = rows.append_column(name, pa.array([value] * rows.num_rows))
-                adds += write_rows(staging, spec, rows.select(spec.schema.names)
-                                   .cast(spec.schema))
+                adds += write_rows(staging, spec, pa.concat_tables(current),
+                                   partition_values=part)
                 current, size = [], 0
             if t is not None:
                 current.append(t)

@@ -224,12 +224,8 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
                             root, rel_dir, rows, seq=len(adds), partition_values=dict(part),
                             stats_cols=stats_cols, data_change=False))
                         continue
-                    for name, value in part:  # partition values as the writer wants them
-                        typ = snap.schema.field(name).type
-                        rows = rows.append_column(
-                            name, pa.array([value] * rows.num_rows, pa.string()).cast(typ))
-                    adds += write_rows(root, spec, rows, data_change=False,
-                                       stats_columns=stats_cols)
+                    adds += write_rows(root, spec, rows, partition_values=dict(part),
+                                       data_change=False, stats_columns=stats_cols)
                 removes.extend(group)
         if not removes:
             res.files_after = len(snap.files)
