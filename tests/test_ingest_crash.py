@@ -120,6 +120,9 @@ def _pgid(pid: int) -> int | None:
 KILL_POINTS = [
     ("after_first_commit", "voltage_traces", 0),
     ("mid_batch", "dendritic_recordings", 0),
+    # the smallest table's commit thread is held while the other tables' commits, started
+    # side by side with it, are still running: the kill lands inside the parallel commits
+    ("during_parallel_commits", "cell_activation", 0),
     ("before_metadata_of_batch_2", "pre-metadata:2", 1),
 ]
 
@@ -185,6 +188,37 @@ def test_killed_ingest_rerun_equals_clean_ingest(spark, tree, runs, name, step, 
 def test_clean_reference_equals_plain_reading(tree, runs):
     """The reference ingest itself is checked against the independent reading."""
     cmp.assert_matches_reference(runs["clean"], cmp.expected_tables(tree["raw"]))
+
+
+class HoldFirstCommit:
+    """A checkpoint holding the thread that committed ``voltage_traces`` until another
+    table's commit is reached: with commits one after another this never happens."""
+
+    def __init__(self) -> None:
+        self.other_commit = threading.Event()
+        self.held_until_other: bool | None = None
+        self.threads: dict[str, str] = {}
+
+    def reached(self, step: str, batch: int) -> None:
+        self.threads[step] = threading.current_thread().name
+        if step == "voltage_traces":
+            self.held_until_other = self.other_commit.wait(WAIT_LIMIT)
+        elif step in cmp.KEYS:
+            self.other_commit.set()
+
+
+def test_checkpoint_holds_one_commit_while_the_others_run(spark, tree, runs, tmp_path):
+    """The injected checkpoint is told each table's commit from the thread that made it;
+    holding one leaves the others running, and the result equals a clean ingest."""
+    hold = HoldFirstCommit()
+    db = str(tmp_path / "db")
+    summary = ingest(spark, IngestOptions(tree["raw"], db), checkpoint=hold)
+    assert hold.held_until_other is True
+    assert hold.threads["voltage_traces"] != hold.threads["cell_activation"]
+    assert hold.threads["voltage_traces"].startswith("simlake-commit")
+    assert hold.threads["metadata"] == threading.current_thread().name  # last, alone
+    assert summary.trials == 12
+    cmp.assert_same_tables(db, runs["clean"])
 
 
 # --------------------------------------------------------------------------- concurrency

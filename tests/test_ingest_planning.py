@@ -6,13 +6,8 @@ import pytest
 
 from simlake.discovery import FileStat, SimrunTree, classify_folder
 from simlake.ingest_options import IngestOptions
-from simlake.spark.ingest import (
-    DatabaseState,
-    FailedFolder,
-    IngestSummary,
-    folder_fingerprint,
-    plan_folders,
-)
+from simlake.ingest_report import IngestSummary, Rejection
+from simlake.ingest_select import DatabaseState, FailedFolder, folder_fingerprint, plan_folders
 from simlake.spark.job import EXIT_NOTHING, EXIT_OK, EXIT_REJECTED, exit_code
 
 NAMES = ["20150815-1530_20240", "20150816-1530_20241", "20150817-1530_20242",
@@ -28,9 +23,8 @@ def _folder(name: str, mtime: int = 1):
 
 def _plan(folders, state, **kw):
     opts = IngestOptions("/raw", "/db", **kw)
-    summary = IngestSummary("r", "/db", "/raw")
-    todo = plan_folders(SimrunTree("/raw", tuple(folders)), state, opts, summary)
-    return [f.sim_run for f in todo], summary
+    plan = plan_folders(SimrunTree("/raw", tuple(folders)), state, opts)
+    return [f.sim_run for f in plan.todo], plan
 
 
 @pytest.fixture
@@ -50,25 +44,25 @@ def test_plain_run(world):
     folders, state = world
     todo, s = _plan(folders, state)
     # e failed only under --strict: a plain run retries it; f changed since it failed
-    assert todo == [NAMES[4], NAMES[5]] and s.folders_new == todo
-    assert s.folders_changed == [NAMES[1]] and s.folders_refreshed == []
-    assert s.folders_failed_before == [NAMES[3]]
-    assert s.folders_already_present == 3
+    assert todo == [NAMES[4], NAMES[5]] and s.new == todo
+    assert s.changed == [NAMES[1]] and s.refreshed == []
+    assert s.failed_before == [NAMES[3]]
+    assert s.already_present == 3
     assert any("recorded no folder fingerprint" in n for n in s.notes)
 
 
 def test_strict_run_skips_its_own_unchanged_failures(world):
     folders, state = world
     todo, s = _plan(folders, state, strict=True)
-    assert todo == [NAMES[5]] and s.folders_failed_before == [NAMES[3], NAMES[4]]
+    assert todo == [NAMES[5]] and s.failed_before == [NAMES[3], NAMES[4]]
 
 
 def test_refresh_takes_changed_unknown_and_failed_folders(world):
     folders, state = world
     todo, s = _plan(folders, state, refresh=True)
     assert todo == NAMES[1:]
-    assert s.folders_refreshed == [NAMES[1], NAMES[2]]
-    assert s.folders_new == NAMES[3:] and s.folders_failed_before == []
+    assert s.refreshed == [NAMES[1], NAMES[2]]
+    assert s.new == NAMES[3:] and s.failed_before == []
 
 
 def test_no_core_run_takes_committed_folders_only(world):
@@ -89,8 +83,6 @@ def test_pause_hook_options_and_exit_codes():
         IngestOptions("/r", "/d", pause_after="metadata:x", pause_file="/p")
     summary = IngestSummary("r", "/d", "/r", folders_found=2)
     assert exit_code(IngestOptions("/r", "/d", strict=True), summary) == EXIT_OK
-    from simlake.spark.ingest import Rejection
-
     summary.rejections.append(Rejection("/r/x", None, "listing", "symlink loop"))
     assert exit_code(IngestOptions("/r", "/d"), summary) == EXIT_REJECTED
     assert exit_code(IngestOptions("/r", "/d", strict=True), summary) == EXIT_REJECTED

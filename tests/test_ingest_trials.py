@@ -43,7 +43,7 @@ def test_activation_files_of_trials_missing_from_the_traces(spark, tmp_path, cap
             expected[key] = frame[frame["sim_trial_index"] != sti].reset_index(drop=True)
 
     db = str(tmp_path / "db")
-    with caplog.at_level(logging.INFO, logger="simlake.spark.ingest"):
+    with caplog.at_level(logging.INFO, logger="simlake.spark.decode"):
         summary = ingest(spark, IngestOptions(report.root, db))
 
     assert any("decoding" in r.message and "again" in r.message for r in caplog.records)

@@ -33,9 +33,10 @@ class IngestOptions:
 
     ``pause_after``/``pause_file`` are a test hook, off by default: with
     ``pause_after="STEP"`` or ``"STEP:N"`` the driver, on reaching STEP of commit batch N
-    (default 1), creates ``pause_file`` and waits until that file is deleted. STEP is a table
-    key (right after that table's commit), ``decoded`` (all raw files of the batch decoded and
-    written as data files, nothing committed yet; see ``simlake.spark.ingest``) or
+    (default 1), creates ``pause_file`` and waits until that file is deleted
+    (``simlake.checkpoint.PauseFile``). STEP is a table key (right after that table's commit,
+    in the thread that committed it: the other commits go on), ``decoded`` (all raw files of the batch decoded and
+    written as data files, nothing committed yet; see ``simlake.spark.decode``) or
     ``pre-metadata`` (right before the completion record). The
     crash tests SIGKILL the paused process; the concurrency tests release it.
 

@@ -7,8 +7,12 @@ one data file covering a key range that no other file of the same write overlaps
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simlake.discovery import SimRunFolder
 
 #: File kinds that become per-trial table rows.
 VOLTAGE = "voltage"
@@ -92,3 +96,43 @@ def batches_by_bytes(folders: Sequence, batch_bytes: int) -> list[list]:
     if current:
         batches.append(current)
     return batches
+
+
+def voltage_tasks(folders: Iterable[SimRunFolder]) -> list[FileTask]:
+    """One task per folder voltage file."""
+    return [FileTask(VOLTAGE, f.sim_run, f"{f.abspath}/{f.voltage_file}",
+                     f.files[f.voltage_file].size, fmt=f.voltage_format or "csv",
+                     trialnrs=f.trialnrs)
+            for f in folders if f.voltage_file]
+
+
+def trial_file_tasks(folders: Iterable[SimRunFolder], trials: Mapping[str, Container[int]],
+                     kind: str) -> tuple[list[FileTask], list[tuple[str, str, str, str]]]:
+    """Tasks of the per-trial files of ``kind`` (synapses or presynaptic cells) for the trials
+    that have a voltage trace, and the rejections ``(path, sim_run, kind, reason)`` of files of
+    trials missing from their folder's voltage traces.
+
+    Files of a folder without any trial are not read (the folder fails as a whole).
+    """
+    tasks, rejected = [], []
+    for f in folders:
+        have = trials.get(f.sim_run)
+        if not have:
+            continue
+        files = f.synapse_files if kind == SYNAPSES else f.cell_files
+        for trialnr, name in sorted(files.items()):
+            path = f"{f.abspath}/{name}"
+            if trialnr not in have:
+                rejected.append((path, f.sim_run, kind, f"no voltage trace for trial {trialnr}"))
+            else:
+                tasks.append(FileTask(kind, f.sim_run, path, f.files[name].size, trialnr=trialnr))
+    return tasks, rejected
+
+
+def dendritic_tasks(folders: Iterable[SimRunFolder], trials: Mapping[str, Container[int]]
+                    ) -> list[FileTask]:
+    """One task per dendritic recording file of folders with trials."""
+    return [FileTask(DENDRITIC, f.sim_run, f"{f.abspath}/{name}", f.files[name].size,
+                     trialnrs=f.trialnrs, label=label)
+            for f in folders if trials.get(f.sim_run)
+            for label, name in sorted(f.dendritic_files.items())]

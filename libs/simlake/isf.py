@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from simlake.adapter.database import DataBase
-    from simlake.spark.ingest import IngestSummary
+    from simlake.ingest_report import IngestSummary
 
 log = logging.getLogger(__name__)
 

@@ -77,7 +77,7 @@ def table_versions(db_root: str) -> dict[str, int]:
 def ingest_record(run_id: str, summary, *, started: str, finished: str, exit_code: int,
                   table_versions: dict[str, int], error: str | None = None,
                   log_path: str | None = None) -> dict[str, Any]:
-    """The run record of an ingest from its summary (``simlake.spark.ingest.IngestSummary``,
+    """The run record of an ingest from its summary (``simlake.ingest_report.IngestSummary``,
     or None when the run stopped before it had one)."""
     record: dict[str, Any] = {"run_id": run_id, "started": started, "finished": finished,
                               "exit_code": exit_code, "error": error, "log": log_path,

@@ -43,8 +43,8 @@ from simlake.usage import (
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from simlake.ingest_report import IngestSummary
     from simlake.runlog import RunLog
-    from simlake.spark.ingest import IngestSummary
 
 log = logging.getLogger(__name__)
 

@@ -104,7 +104,7 @@ class IngestProgress:
 
     def decoded(self) -> tuple[int, int]:
         """Files and bytes decoded so far (capped at the totals: a few files of a batch can be
-        decoded twice, see ``simlake.spark.ingest``)."""
+        decoded twice, see ``simlake.spark.decode``)."""
         files, bytes_ = self._counter.value if self._counter is not None else (0, 0)
         return min(files, self.total_files), min(bytes_, self.total_bytes)
 
