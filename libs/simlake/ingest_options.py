@@ -35,9 +35,9 @@ class IngestOptions:
     ``pause_after="STEP"`` or ``"STEP:N"`` the driver, on reaching STEP of commit batch N
     (default 1), creates ``pause_file`` and waits until that file is deleted
     (``simlake.checkpoint.PauseFile``). STEP is a table key (right after that table's commit,
-    in the thread that committed it: the other commits go on), ``decoded`` (all raw files of the batch decoded and
-    written as data files, nothing committed yet; see ``simlake.spark.decode``) or
-    ``pre-metadata`` (right before the completion record). The
+    in the thread that committed it: the other commits go on), ``decoded`` (all raw files of
+    the batch decoded and written as data files, nothing committed yet; see
+    ``simlake.spark.decode``) or ``pre-metadata`` (right before the completion record). The
     crash tests SIGKILL the paused process; the concurrency tests release it.
 
     ``batch_bytes``: raw bytes per commit batch.
