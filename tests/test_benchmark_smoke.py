@@ -38,14 +38,15 @@ def test_ingest_benchmark_smoke(tmp_path):
 
 
 def test_real_bench_smoke(tmp_path):
-    """Issue-18 commands (d) then (c) on a tiny real-shaped tree: they run and print verdicts.
+    """Issue-18 commands (d), (c) and (e) on a tiny real-shaped tree: they run and print
+    verdicts (figures for (e)).
 
     (a) and (b) share their code paths (tree, ingest, pools) with ``ingest_bench.py``'s smoke
-    run above and with (d)'s database build; two Spark runs here keep it under a minute.
+    run above and with (d)'s database build.
     """
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
-    lines = []
-    for command in (["rerun", "--repeat-rerun", "1"], ["loc", "--repeat", "1"]):
+    lines, nightly = [], []
+    for command in (["rerun", "--repeat-rerun", "1"], ["loc", "--repeat", "1"], ["nightly"]):
         out = subprocess.run(
             [sys.executable, os.path.join(ROOT, "benchmarks", "real_bench.py"), *command,
              "--workdir", str(tmp_path), "--trials", "3"],
@@ -53,6 +54,11 @@ def test_real_bench_smoke(tmp_path):
         )
         assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
         lines += [line for line in out.stdout.splitlines() if "target " in line]
+        nightly += [line for line in out.stdout.splitlines() if line.startswith("(e)")]
     assert [line[:3] for line in lines] == ["(d)", *["(c)"] * 4]
     assert all(": met" in line or ": NOT met" in line for line in lines)
-    assert "ingesting 3 trials" not in out.stdout  # (c) reused the database (d) built
+    assert "ingesting 3 trials" not in out.stdout  # (c) and (e) reused the database (d) built
+    assert len(nightly) == 1 and " s wall" in nightly[0]
+    from simlake import DataBase  # the kept database did not get the new folder
+
+    assert len(DataBase(str(tmp_path / "db_study_3"))["sim_trial_index"]) == 3
