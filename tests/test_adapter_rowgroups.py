@@ -21,6 +21,7 @@ import adapter_corpus as ac
 from simlake import schemas
 from simlake.adapter import DataBase
 from simlake.adapter import deltafiles as df_
+from simlake.adapter import readfiles
 from simlake.adapter.trialframe import TrialFrame
 from simlake.datafiles import TableFileWriter
 
@@ -98,7 +99,7 @@ class CountingFS:
 @pytest.fixture
 def counting(monkeypatch) -> CountingFS:
     fs = CountingFS()
-    monkeypatch.setattr(df_, "_FS", fs)
+    monkeypatch.setattr(readfiles, "_FS", fs)
     return fs
 
 

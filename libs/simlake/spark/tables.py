@@ -64,10 +64,17 @@ class ConcurrentIngestError(RuntimeError):
     """Delta commits of another writer kept conflicting with ours until the retries ran out."""
 
 
+def table_spec(key: str) -> schemas.TableSpec:
+    """The contract of table ``key`` (``schemas.SPECS``, or an ingest table's)."""
+    if key in schemas.SPECS:
+        return schemas.SPECS[key]
+    return schemas.TableSpec(key, INGEST_TABLES[key])
+
+
 def table_properties(key: str) -> dict[str, str]:
-    """Delta table properties of table ``key`` (``schemas.table_properties``; the session
-    sets spark.databricks.io.skipping.stringPrefixLength to the same untruncated length)."""
-    return schemas.table_properties(table_schema(key))
+    """Delta table properties of table ``key`` (its spec's; the session sets
+    spark.databricks.io.skipping.stringPrefixLength to the same untruncated length)."""
+    return table_spec(key).properties
 
 #: Delta's base class of optimistic-concurrency conflicts (ConcurrentAppendException,
 #: MetadataChangedException, ...): a rerun of the same idempotent write resolves them.
