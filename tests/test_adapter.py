@@ -19,9 +19,8 @@ import pytest
 from deltalake import DeltaTable
 
 import adapter_corpus as ac
-from simlake.adapter import DataBase, DataBaseException, LayoutWarning, ManagedFolder
+from simlake.adapter import DataBase, DataBaseException, LayoutWarning, ManagedFolder, readfiles
 from simlake.adapter import deltafiles as df_
-from simlake.adapter import readfiles
 
 
 @pytest.fixture(scope="module")

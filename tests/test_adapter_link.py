@@ -11,9 +11,8 @@ import pytest
 
 import reference as ref
 from simlake import synth
-from simlake.adapter import DataBase, optimize
+from simlake.adapter import DataBase, optimize, readfiles
 from simlake.adapter import deltafiles as df_
-from simlake.adapter import readfiles
 from simlake.adapter.link import LINKABLE
 from simlake.manifest import read_manifest, write_manifest
 

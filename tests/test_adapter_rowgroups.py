@@ -19,9 +19,8 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 import adapter_corpus as ac
 from simlake import schemas
-from simlake.adapter import DataBase
+from simlake.adapter import DataBase, readfiles
 from simlake.adapter import deltafiles as df_
-from simlake.adapter import readfiles
 from simlake.adapter.trialframe import TrialFrame
 from simlake.datafiles import TableFileWriter
 

@@ -33,10 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simlake.adapter.readfiles import IO_THREADS as IO_THREADS  # re-exported
-from simlake.adapter.readfiles import open_input as open_input  # re-exported
-from simlake.adapter.readfiles import plain as plain  # re-exported
 from simlake.adapter.readfiles import RowFilter as RowFilter  # re-exported
 from simlake.adapter.readfiles import is_sorted as is_sorted  # re-exported
+from simlake.adapter.readfiles import open_input as open_input  # re-exported
+from simlake.adapter.readfiles import plain as plain  # re-exported
 from simlake.adapter.readfiles import read_file as read_file  # re-exported
 from simlake.adapter.readfiles import read_files as read_files  # re-exported
 from simlake.adapter.readfiles import schema_subset as schema_subset  # re-exported
