@@ -102,7 +102,9 @@ def open_table(path: str, stats_columns: Sequence[str] = (KEY,),
     schema = pa.schema(dt.schema().to_arrow())
     partition_columns = tuple(dt.metadata().partition_columns)
     actions = pa.table(dt.get_add_actions(flatten=True))
-    names = set(actions.column_names)
+    wanted = {"path", "size_bytes", "num_records", *(f"partition.{p}" for p in partition_columns),
+              *(f"{what}.{c}" for c in stats_columns for what in ("min", "max", "null_count"))}
+    names = wanted.intersection(actions.column_names)
     cols = {name: actions.column(name).to_pylist() for name in names}
     files = []
     for i, log_path in enumerate(cols["path"]):
