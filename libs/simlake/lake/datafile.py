@@ -82,7 +82,7 @@ class DataFile:
             "modification_time": self.modification_time,
             "num_records": self.num_records,
             "stats": self.stats,
-            "partition_values": json.dumps(self.partition_values, sort_keys=True),
+            "partition_values": json.dumps(self.partition_values),  # in column order
             "sim_runs": json.dumps(list(self.sim_runs)),
         }
 
