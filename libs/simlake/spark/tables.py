@@ -54,22 +54,24 @@ INGEST_FAILED_FOLDERS = pa.schema([
 INGEST_TABLES: dict[str, pa.Schema] = {"ingest_failed_folders": INGEST_FAILED_FOLDERS}
 
 
+#: Contracts of the ingest's own tables.
+INGEST_SPECS: dict[str, schemas.TableSpec] = {name: schemas.TableSpec(name, schema)
+                                              for name, schema in INGEST_TABLES.items()}
+
+
+def table_spec(key: str) -> schemas.TableSpec:
+    """The contract of table ``key`` (a database key of ``schemas.SPECS`` or an ingest
+    table)."""
+    return schemas.SPECS[key] if key in schemas.SPECS else INGEST_SPECS[key]
+
+
 def table_schema(key: str) -> pa.Schema:
-    """Arrow schema of table ``key`` (a database key of ``schemas.TABLES`` or an ingest table)."""
-    if key in schemas.TABLES:
-        return schemas.TABLES[key]
-    return INGEST_TABLES[key]
+    """Arrow schema of table ``key`` (its spec's)."""
+    return table_spec(key).schema
 
 
 class ConcurrentIngestError(RuntimeError):
     """Delta commits of another writer kept conflicting with ours until the retries ran out."""
-
-
-def table_spec(key: str) -> schemas.TableSpec:
-    """The contract of table ``key`` (``schemas.SPECS``, or an ingest table's)."""
-    if key in schemas.SPECS:
-        return schemas.SPECS[key]
-    return schemas.TableSpec(key, INGEST_TABLES[key])
 
 
 def table_properties(key: str) -> dict[str, str]:
@@ -234,8 +236,9 @@ def read_columns(db_root: str, key: str, columns: Sequence[str],
 
 def table_output(db_root: str, key: str, split_folders: bool = False) -> TableOutput:
     """Where and how data files of table ``key`` are written (executors or driver)."""
-    return TableOutput(key, table_path(db_root, key), table_schema(key),
-                       tuple(PARTITION_COLUMNS.get(key, ())), split_folders)
+    spec = table_spec(key)
+    return TableOutput(key, table_path(db_root, key), spec.schema, spec.partition_columns,
+                       split_folders)
 
 
 def commit(spark: SparkSession, db_root: str, key: str, files: Sequence[DataFile],
