@@ -19,7 +19,7 @@ import pytest
 from deltalake import DeltaTable
 
 import adapter_corpus as ac
-from simlake.adapter import DataBase, DataBaseException, LayoutWarning, ManagedFolder
+from simlake.adapter import DataBase, DataBaseException, LayoutWarning, ManagedFolder, readfiles
 from simlake.adapter import deltafiles as df_
 
 
@@ -49,7 +49,7 @@ class CountingFS:
 @pytest.fixture
 def counting(monkeypatch) -> CountingFS:
     fs = CountingFS()
-    monkeypatch.setattr(df_, "_FS", fs)
+    monkeypatch.setattr(readfiles, "_FS", fs)
     return fs
 
 
@@ -314,7 +314,7 @@ def test_spark_style_truncated_stats(tmp_path):
         lo, hi, n = f.stat("sim_trial_index")
         fake.append(df_.DataFile(f.path, f.size, f.num_records, f.partition,
                                  (("sim_trial_index", lo[:32], hi[:32] + "\ufffd", n),)))
-    assert not df_.exact_string_stat(fake[0].stats[0][1], snap.string_prefix_length)
+    assert not df_.exact_string_stat(fake[0].column_stats[0][1], snap.string_prefix_length)
     ranges = df_.file_ranges(snap, fake, "sim_trial_index", df_.FileInfoCache())
     assert sorted(ranges) == [(t.column(0)[0].as_py(), t.column(0)[1].as_py()) for t in tables]
     plan = df_.plan_partitions(fake, ranges)

@@ -11,7 +11,7 @@ import pytest
 
 import reference as ref
 from simlake import synth
-from simlake.adapter import DataBase, optimize
+from simlake.adapter import DataBase, optimize, readfiles
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.link import LINKABLE
 from simlake.manifest import read_manifest, write_manifest
@@ -161,7 +161,7 @@ def test_optimize_materialises_link_keys(raw, expected, tmp_path, monkeypatch):
 
     fs = Counting()
     frame = db["voltage_traces"]
-    monkeypatch.setattr(df_, "_FS", fs)
+    monkeypatch.setattr(readfiles, "_FS", fs)
     # materialised tables record that their statistics are exact: no footer reads for ranges
     snap = df_.open_table(os.path.join(db.basedir, "synapse_activation"))
     assert snap.configuration[df_.PREFIX_LENGTH_PROPERTY] == "1024"

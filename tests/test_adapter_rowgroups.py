@@ -19,7 +19,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 import adapter_corpus as ac
 from simlake import schemas
-from simlake.adapter import DataBase
+from simlake.adapter import DataBase, readfiles
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.trialframe import TrialFrame
 from simlake.datafiles import TableFileWriter
@@ -98,7 +98,7 @@ class CountingFS:
 @pytest.fixture
 def counting(monkeypatch) -> CountingFS:
     fs = CountingFS()
-    monkeypatch.setattr(df_, "_FS", fs)
+    monkeypatch.setattr(readfiles, "_FS", fs)
     return fs
 
 

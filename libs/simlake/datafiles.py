@@ -5,9 +5,9 @@ the table's folder; the driver then commits the files to the Delta log in one tr
 table (``simlake.spark.delta_commit``). A file is invisible until that commit, so a killed run
 leaves only unreferenced files behind, which Delta ignores.
 
-Each file comes back as a :class:`DataFile`: what the Delta ``add`` action needs (relative path,
-size, modification time, partition values, statistics) plus the sim-run folders it holds, so
-the driver can leave out files of folders that failed.
+Each file comes back as a :class:`~simlake.lake.datafile.DataFile`: what the Delta ``add``
+action needs (relative path, size, modification time, partition values, statistics) plus the
+sim-run folders it holds, so the driver can leave out files of folders that failed.
 
 Layout: rows are written in the order they come (the planner orders tasks by
 ``sim_trial_index``), one file per task group and Hive partition value, and, when asked, one
@@ -25,7 +25,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +32,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simlake import schemas
+from simlake.lake.datafile import RECORD_SCHEMA as RECORD_SCHEMA  # re-exported
+from simlake.lake.datafile import DataFile as DataFile  # re-exported
+from simlake.lake.datafile import file_stats
+from simlake.lake.datafile import records_batch as records_batch  # re-exported
 from simlake.schemas import STATS_COLUMNS
 
 KEY = "sim_trial_index"
@@ -86,96 +89,6 @@ def statistics_columns(schema: pa.Schema) -> list[str]:
     """Leaf columns of a data file of ``schema`` with Parquet min/max statistics
     (:data:`FOOTER_STATISTICS`)."""
     return [_leaf(f) for f in schema if f.name in FOOTER_STATISTICS]
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """A written, not yet committed Parquet file of one table."""
-
-    table: str
-    path: str  # relative to the table root
-    size: int
-    modification_time: int  # ms since the epoch
-    num_records: int
-    stats: str  # Delta statistics JSON
-    partition_values: dict[str, str | None] = field(default_factory=dict)
-    sim_runs: tuple[str, ...] = ()
-
-    def add_action(self) -> dict:
-        """The Delta ``add`` action of this file (as JSON-ready dict)."""
-        return {
-            "add": {
-                "path": self.path,
-                "partitionValues": dict(self.partition_values),
-                "size": self.size,
-                "modificationTime": self.modification_time,
-                "dataChange": True,
-                "stats": self.stats,
-            }
-        }
-
-    def to_record(self) -> dict:
-        """A flat row (see :data:`RECORD_SCHEMA`) to send back from an executor."""
-        return {
-            "table": self.table,
-            "path": self.path,
-            "size": self.size,
-            "modification_time": self.modification_time,
-            "num_records": self.num_records,
-            "stats": self.stats,
-            "partition_values": json.dumps(self.partition_values, sort_keys=True),
-            "sim_runs": json.dumps(list(self.sim_runs)),
-        }
-
-    @classmethod
-    def from_record(cls, row: dict) -> DataFile:
-        """The inverse of :meth:`to_record`."""
-        return cls(
-            table=row["table"],
-            path=row["path"],
-            size=int(row["size"]),
-            modification_time=int(row["modification_time"]),
-            num_records=int(row["num_records"]),
-            stats=row["stats"],
-            partition_values=json.loads(row["partition_values"]),
-            sim_runs=tuple(json.loads(row["sim_runs"])),
-        )
-
-
-#: Arrow schema of :meth:`DataFile.to_record` rows.
-RECORD_SCHEMA = pa.schema([
-    pa.field("table", pa.string()),
-    pa.field("path", pa.string()),
-    pa.field("size", pa.int64()),
-    pa.field("modification_time", pa.int64()),
-    pa.field("num_records", pa.int64()),
-    pa.field("stats", pa.string()),
-    pa.field("partition_values", pa.string()),
-    pa.field("sim_runs", pa.string()),
-])
-
-
-def records_batch(files: Iterable[DataFile]) -> pa.RecordBatch:
-    """Rows of :data:`RECORD_SCHEMA` for ``files``."""
-    return pa.RecordBatch.from_pylist([f.to_record() for f in files], schema=RECORD_SCHEMA)
-
-
-def delta_stats(table: pa.Table, columns: Sequence[str]) -> str:
-    """Delta statistics JSON of ``table``: row count, and min/max/null count of ``columns``
-    (exact values, no truncation)."""
-    mins, maxs, nulls = {}, {}, {}
-    for name in columns:
-        column = table.column(name)
-        nulls[name] = column.null_count
-        if column.null_count < len(column):
-            if pa.types.is_dictionary(column.type):  # the values used, decoded
-                column = pa.chunked_array([pc.unique(c).dictionary_decode()
-                                           for c in column.chunks], column.type.value_type)
-            bounds = pc.min_max(column)
-            mins[name] = bounds["min"].as_py()
-            maxs[name] = bounds["max"].as_py()
-    return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs,
-                       "nullCount": nulls}, separators=(",", ":"))
 
 
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -379,12 +292,15 @@ class TableFileWriter:
         self._writer.close()
         path = os.path.join(self.table_root, self._name)
         stat = os.stat(path)
-        stats = delta_stats(pa.concat_tables(self._stats_parts), self.stats_columns)
-        values = dict(zip(self.partition_columns, (partition_value(v) for v in self._key[:-1]),
-                          strict=True)) if self._key else {}
-        self.files.append(DataFile(self.table, self._name, stat.st_size,
-                                   stat.st_mtime_ns // 1_000_000 or int(time.time() * 1000),
-                                   self._rows, stats, values, tuple(self._sim_runs)))
+        values = tuple(zip(self.partition_columns,
+                           (partition_value(v) for v in self._key[:-1]), strict=True)
+                       ) if self._key else ()
+        self.files.append(DataFile(
+            path=self._name, size=stat.st_size, num_records=self._rows, partition=values,
+            column_stats=file_stats(pa.concat_tables(self._stats_parts), self.stats_columns),
+            table=self.table,
+            modification_time=stat.st_mtime_ns // 1_000_000 or int(time.time() * 1000),
+            sim_runs=tuple(self._sim_runs)))
         self._writer = None
         self._key = None
         self._rows = 0

@@ -137,20 +137,22 @@ def stats_columns(schema: pa.Schema) -> list[str]:
     return [c for c in STATS_COLUMNS if c in schema.names][:2]
 
 
-def table_properties(schema: pa.Schema) -> dict[str, str]:
-    """Delta table properties of a table of ``schema``: statistics on its key columns only,
-    and the note that they are untruncated."""
-    return {"delta.dataSkippingStatsColumns": ",".join(stats_columns(schema)),
-            PREFIX_LENGTH_PROPERTY: str(STATS_PREFIX_LENGTH)}
-
-
 @dataclass(frozen=True)
 class TableSpec:
-    """What every writer and reader of one Delta table needs to know about it."""
+    """What every writer and reader of one Delta table needs to know about it.
+
+    ``stats_columns``: the columns with exact Delta statistics; :func:`stats_columns` of the
+    schema unless given.
+    """
 
     name: str
     schema: pa.Schema
     partition_columns: tuple[str, ...] = ()
+    stats_columns: tuple[str, ...] = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.stats_columns is None:
+            object.__setattr__(self, "stats_columns", tuple(stats_columns(self.schema)))
 
     @property
     def data_schema(self) -> pa.Schema:
@@ -158,14 +160,11 @@ class TableSpec:
         return pa.schema([f for f in self.schema if f.name not in self.partition_columns])
 
     @property
-    def stats_columns(self) -> list[str]:
-        """Columns with exact Delta statistics (see :func:`stats_columns`)."""
-        return stats_columns(self.schema)
-
-    @property
     def properties(self) -> dict[str, str]:
-        """Delta table properties (see :func:`table_properties`)."""
-        return table_properties(self.schema)
+        """Delta table properties: statistics on :attr:`stats_columns` only, and the note
+        that they are untruncated."""
+        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns),
+                PREFIX_LENGTH_PROPERTY: str(STATS_PREFIX_LENGTH)}
 
 
 #: Table name -> its contract.

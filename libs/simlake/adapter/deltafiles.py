@@ -1,7 +1,7 @@
-"""The data files of a Delta table, their key ranges, and reading them back as Arrow.
+"""The key ranges of a Delta table's data files, and the dask partitions planned from them.
 
-A Delta table is opened through its log with ``deltalake`` (no JVM). Every live data file
-becomes a :class:`DataFile`; its ``sim_trial_index`` range comes, cheapest first, from
+A Delta table is opened through its log (:mod:`simlake.lake.snapshot`, no JVM). Every live
+data file is a :class:`DataFile`; its ``sim_trial_index`` range comes, cheapest first, from
 
 1. the add action's min/max statistics, when they are provably untruncated (see
    :func:`exact_string_stat`),
@@ -14,45 +14,47 @@ Files are immutable in Delta, so everything learnt about a file is cached by its
 :func:`plan_partitions` turns files and ranges into dask partitions: one per file when the
 ranges are disjoint, and overlapping files merged into one partition otherwise (that is the
 "sorted repartition" fallback: it needs no shuffle and keeps divisions known).
+
+Reading files back is :mod:`simlake.adapter.readfiles`; the names of both modules and of the
+snapshot are importable from here too (the adapter's one import for the table layer).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
-import urllib.parse
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
-from simlake import schemas
+from simlake.adapter.readfiles import IO_THREADS as IO_THREADS  # re-exported
+from simlake.adapter.readfiles import RowFilter as RowFilter  # re-exported
+from simlake.adapter.readfiles import is_sorted as is_sorted  # re-exported
+from simlake.adapter.readfiles import open_input as open_input  # re-exported
+from simlake.adapter.readfiles import plain as plain  # re-exported
+from simlake.adapter.readfiles import read_file as read_file  # re-exported
+from simlake.adapter.readfiles import read_files as read_files  # re-exported
+from simlake.adapter.readfiles import schema_subset as schema_subset  # re-exported
+from simlake.lake.datafile import DataFile as DataFile  # re-exported
+from simlake.lake.snapshot import PREFIX_LENGTH_PROPERTY as PREFIX_LENGTH_PROPERTY  # re-exported
+from simlake.lake.snapshot import TableSnapshot as TableSnapshot  # re-exported
+from simlake.lake.snapshot import UnsupportedTableError as UnsupportedTableError  # re-exported
+from simlake.lake.snapshot import file_path as file_path  # re-exported
+from simlake.lake.snapshot import is_delta_table as is_delta_table  # re-exported
+from simlake.lake.snapshot import open_table as open_table  # re-exported
 
 log = logging.getLogger(__name__)
-
-#: The filesystem every data file is opened through. A handle, not configuration: tests swap
-#: it for a counting wrapper to prove how many files a computation opens.
-_FS: pafs.FileSystem = pafs.LocalFileSystem()
 
 KEY = "sim_trial_index"
 
 #: A complete ``sim_trial_index``: ``<sim_run>/<trialnr, at least 6 digits>``.
 STI_PATTERN = re.compile(r".+/\d{6,}")
 
-#: delta-spark's default for ``delta.dataSkippingStringPrefixLength``.
-SPARK_DEFAULT_PREFIX_LENGTH = 32
-#: Table property a writer sets to record that its string statistics are not truncated below
-#: this many characters (delta-spark 4.0 takes the length from the session setting
-#: ``spark.databricks.io.skipping.stringPrefixLength`` and records nothing in the table).
-PREFIX_LENGTH_PROPERTY = schemas.PREFIX_LENGTH_PROPERTY
 #: Parquet writers may truncate footer string statistics; parquet-rs (delta-rs) does at 64
 #: bytes by default. Footer values shorter than this are trusted as exact.
 FOOTER_TRUST_BYTES = 64
@@ -61,78 +63,10 @@ FOOTER_TRUST_BYTES = 64
 #: statistics (it leaves out values too long to keep), so its string bounds are exact.
 EXACT_WRITERS = ("parquet-cpp",)
 
-#: Threads for per-file work (footers, scans, small tables): I/O bound.
-IO_THREADS = min(16, (os.cpu_count() or 1) * 4)
-
 
 class LayoutWarning(UserWarning):
     """A Delta table's data files overlap in ``sim_trial_index``; reading still works but
     merges files into larger partitions. ``simlake.adapter.optimize`` fixes the layout."""
-
-
-class UnsupportedTableError(RuntimeError):
-    """A Delta table uses a feature this reader does not implement (e.g. deletion vectors)."""
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """One live data file of a Delta table.
-
-    ``stats`` maps a column name to ``(min, max, null_count)`` from the add action (values may
-    be ``None`` when the writer recorded none).
-    """
-
-    path: str
-    size: int
-    num_records: int | None
-    partition: tuple[tuple[str, str | None], ...] = ()
-    stats: tuple[tuple[str, Any, Any, Any], ...] = ()
-
-    @property
-    def partition_values(self) -> dict[str, str | None]:
-        return dict(self.partition)
-
-    def stat(self, column: str) -> tuple[Any, Any, Any]:
-        for name, lo, hi, nulls in self.stats:
-            if name == column:
-                return lo, hi, nulls
-        return None, None, None
-
-
-@dataclass(frozen=True, eq=False)
-class TableSnapshot:
-    """One version of a Delta table: its schema, properties and live data files."""
-
-    path: str
-    version: int
-    schema: pa.Schema
-    partition_columns: tuple[str, ...]
-    configuration: Mapping[str, str | None]
-    files: tuple[DataFile, ...]
-
-    @property
-    def string_prefix_length(self) -> int:
-        """How long string statistics may be before the writer truncated them.
-
-        ``delta.dataSkippingStringPrefixLength`` (newer delta-spark) or the writer's own record
-        :data:`PREFIX_LENGTH_PROPERTY`; delta-spark's default (32) when neither is set.
-        """
-        for name in ("delta.dataSkippingStringPrefixLength", PREFIX_LENGTH_PROPERTY):
-            raw = self.configuration.get(name)
-            try:
-                if raw is not None:
-                    return int(raw)
-            except ValueError:
-                continue
-        return SPARK_DEFAULT_PREFIX_LENGTH
-
-    def select(self, **partition_values: str | None) -> tuple[DataFile, ...]:
-        """The files whose Hive partition values equal the given ones."""
-        return tuple(
-            f
-            for f in self.files
-            if all(f.partition_values.get(k) == v for k, v in partition_values.items())
-        )
 
 
 @dataclass(frozen=True)
@@ -174,70 +108,6 @@ class FileInfoCache:
         with self._lock:
             self._data[key] = value
         return value
-
-
-def open_input(path: str) -> Any:
-    """Open a data file for reading (through :data:`_FS`)."""
-    return _FS.open_input_file(path)
-
-
-def is_delta_table(path: str) -> bool:
-    """Whether ``path`` holds a Delta table (a ``_delta_log`` folder)."""
-    return os.path.isdir(os.path.join(path, "_delta_log"))
-
-
-def file_path(table_root: str, log_path: str) -> str:
-    """Local path of a data file from the (URI-encoded) path of its add action."""
-    parsed = urllib.parse.urlparse(log_path)
-    if parsed.scheme in ("", "file"):
-        rel = urllib.parse.unquote(parsed.path)
-        return rel if os.path.isabs(rel) else os.path.join(table_root, rel)
-    raise UnsupportedTableError(f"{table_root}: data file on a remote store ({log_path!r})")
-
-
-def open_table(path: str, stats_columns: Sequence[str] = (KEY,),
-               version: int | None = None) -> TableSnapshot:
-    """Read the Delta log at ``path`` (at ``version``, default the latest) and list its live
-    data files with their statistics."""
-    root = os.path.abspath(path)
-    dt = DeltaTable(root, version=version)
-    config = dict(dt.metadata().configuration)
-    mode = config.get("delta.columnMapping.mode")
-    if mode not in (None, "none"):
-        raise UnsupportedTableError(f"{root}: column mapping mode {mode!r} is not supported")
-    protocol = dt.protocol()
-    if "deletionVectors" in (protocol.reader_features or []):
-        for _batch in dt.deletion_vectors():
-            raise UnsupportedTableError(
-                f"{root}: files with deletion vectors; rewrite the table without them "
-                "(e.g. REORG TABLE ... APPLY (PURGE)) or disable delta.enableDeletionVectors"
-            )
-    schema = pa.schema(dt.schema().to_arrow())
-    partition_columns = tuple(dt.metadata().partition_columns)
-    actions = pa.table(dt.get_add_actions(flatten=True))
-    names = set(actions.column_names)
-    cols = {name: actions.column(name).to_pylist() for name in names}
-    files = []
-    for i, log_path in enumerate(cols["path"]):
-        part = tuple(
-            (p, cols[f"partition.{p}"][i] if f"partition.{p}" in names else None)
-            for p in partition_columns
-        )
-        stats = tuple(
-            (
-                c,
-                cols[f"min.{c}"][i] if f"min.{c}" in names else None,
-                cols[f"max.{c}"][i] if f"max.{c}" in names else None,
-                cols[f"null_count.{c}"][i] if f"null_count.{c}" in names else None,
-            )
-            for c in stats_columns
-        )
-        n = cols["num_records"][i] if "num_records" in names else None
-        files.append(
-            DataFile(file_path(root, log_path), int(cols["size_bytes"][i]), n, part, stats)
-        )
-    files.sort(key=lambda f: f.path)
-    return TableSnapshot(root, dt.version(), schema, partition_columns, config, tuple(files))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,18 +169,6 @@ def _footer_range(f: DataFile, column: str, pattern: re.Pattern[str] | None) -> 
         lo = st.min if lo is None else min(lo, st.min)
         hi = st.max if hi is None else max(hi, st.max)
     return (lo, hi)
-
-
-def plain(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """``col`` with view/large string types cast to plain ``string`` (some writers, e.g.
-    delta-rs, store ``string_view``; not every compute kernel takes it)."""
-    typ = col.type
-    if pa.types.is_string_view(typ) or pa.types.is_large_string(typ):
-        return col.cast(pa.string())
-    if pa.types.is_list_view(typ) or pa.types.is_large_list(typ) \
-            or pa.types.is_large_list_view(typ):
-        return col.cast(pa.list_(typ.value_type))
-    return col
 
 
 def _scan_range(f: DataFile, column: str) -> tuple:
@@ -425,126 +283,3 @@ def plan_partitions(files: Sequence[DataFile], ranges: Sequence[tuple[Any, Any] 
         return PartitionPlan([], None)
     divisions = tuple(p.lo for p in partitions) + (partitions[-1].hi,)
     return PartitionPlan(partitions, divisions, merged)
-
-
-# ---------------------------------------------------------------------------------------------
-# reading
-
-
-@dataclass(frozen=True, eq=False)
-class RowFilter:
-    """Keep rows whose ``column`` equals ``value`` (a partition column is matched on the
-    file's partition value, without reading), and rows whose ``sim_run`` is in ``sim_runs``
-    (the completion rule), when given."""
-
-    equals: tuple[tuple[str, Any], ...] = ()
-    sim_runs: pa.Array | None = None
-
-
-def _partition_scalar(raw: str | None, typ: pa.DataType) -> Any:
-    if raw is None or raw == "":
-        return None
-    if pa.types.is_floating(typ):
-        return float(raw)
-    if pa.types.is_integer(typ):
-        return int(raw)
-    if pa.types.is_boolean(typ):
-        return raw.lower() == "true"
-    return raw
-
-
-def read_file(f: DataFile, columns: Sequence[str], schema: pa.Schema,
-              row_filter: RowFilter | None = None,
-              row_groups: Sequence[int] | None = None) -> pa.Table | None:
-    """Read ``columns`` of one data file (only ``row_groups``, when given), cast to ``schema``;
-    partition columns are filled from the file's partition values, missing columns (older
-    files) with nulls.
-
-    Returns ``None`` when a partition-value filter excludes the whole file or no row group is
-    wanted (nothing is opened).
-    """
-    if row_groups is not None and len(row_groups) == 0:
-        return None
-    part = f.partition_values
-    filt = row_filter or RowFilter()
-    for col, value in filt.equals:
-        if col in part and _partition_scalar(part[col], schema.field(col).type) != value:
-            return None
-    wanted = list(dict.fromkeys(list(columns)
-                                + [c for c, _ in filt.equals if c not in part]
-                                + (["sim_run"] if filt.sim_runs is not None else [])))
-    with open_input(f.path) as src:
-        pf = pq.ParquetFile(src, pre_buffer=True)
-        present = [c for c in wanted if c in pf.schema_arrow.names]
-        if row_groups is None:
-            table = pf.read(columns=present, use_threads=True)
-        else:
-            table = pf.read_row_groups(list(row_groups), columns=present, use_threads=True)
-    n = table.num_rows
-    arrays = []
-    for c in wanted:
-        typ = schema.field(c).type
-        if c in part:
-            arrays.append(pa.array([_partition_scalar(part[c], typ)] * n, typ))
-        elif c in table.column_names:
-            col = table.column(c)
-            arrays.append(col if col.type == typ else col.cast(typ))
-        else:
-            arrays.append(pa.nulls(n, typ))
-    table = pa.table(arrays, names=wanted)
-    mask = None
-    for col, value in filt.equals:
-        if col not in part:
-            m = pc.equal(table.column(col), pa.scalar(value, schema.field(col).type))
-            mask = m if mask is None else pc.and_(mask, m)
-    if filt.sim_runs is not None:
-        m = pc.is_in(table.column("sim_run"), value_set=filt.sim_runs)
-        mask = m if mask is None else pc.and_(mask, m)
-    if mask is not None:
-        mask = pc.fill_null(mask, False)
-        if not pc.all(mask).as_py():  # filtering copies every column: only when needed
-            table = table.filter(mask)
-    return table.select(list(columns))
-
-
-def read_files(files: Iterable[DataFile], columns: Sequence[str], schema: pa.Schema,
-               row_filter: RowFilter | None = None, sort_key: str | None = KEY,
-               parallel: bool = False,
-               row_groups: Sequence[Sequence[int] | None] | None = None) -> pa.Table:
-    """Read and concatenate files (in the given order), then stable-sort by ``sort_key``
-    unless already sorted. ``row_groups`` optionally names the row groups to read of each
-    file (``None`` for a whole file)."""
-    files = list(files)
-    groups = [None] * len(files) if row_groups is None else list(row_groups)
-    cols = list(dict.fromkeys(list(columns) + ([sort_key] if sort_key else [])))
-    if parallel and len(files) > 1:
-        with ThreadPoolExecutor(IO_THREADS) as pool:
-            parts = list(pool.map(lambda fg: read_file(fg[0], cols, schema, row_filter, fg[1]),
-                                  zip(files, groups, strict=True)))
-    else:
-        parts = [read_file(f, cols, schema, row_filter, g)
-                 for f, g in zip(files, groups, strict=True)]
-    tables = [t for t in parts if t is not None]
-    if not tables:
-        table = schema_subset(schema, cols).empty_table()
-    elif len(tables) == 1:
-        table = tables[0]
-    else:
-        table = pa.concat_tables(tables)
-    if sort_key and table.num_rows > 1 and not is_sorted(table.column(sort_key)):
-        table = table.take(pc.sort_indices(table, [(sort_key, "ascending")]))  # stable
-    return table
-
-
-def is_sorted(col: pa.ChunkedArray | pa.Array) -> bool:
-    """Whether a column is non-decreasing."""
-    if len(col) < 2:
-        return True
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    ok = pc.less_equal(col.slice(0, len(col) - 1), col.slice(1))
-    return bool(pc.all(ok).as_py())
-
-
-def schema_subset(schema: pa.Schema, columns: Sequence[str]) -> pa.Schema:
-    """The fields ``columns`` of ``schema``, in that order."""
-    return pa.schema([schema.field(c) for c in columns])

@@ -14,14 +14,13 @@ import os
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake import Schema as DeltaSchema
-from deltalake.transaction import AddAction
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.deltawrite import create_table, write_rows
+from simlake.adapter.deltawrite import write_rows
 from simlake.decode.spikes import dendritic_spike_times_table
+from simlake.lake.commit import commit
+from simlake.lake.datafile import DataFile
 from simlake.manifest import read_manifest, update_manifest
 
 if TYPE_CHECKING:
@@ -64,19 +63,12 @@ def add_spike_times(db: DataBase, threshold: float) -> int:
 
 def _commit(root: str, per_site: dict[str, list[pa.Table]]) -> int:
     spec = schemas.SPECS[TARGET]
-    adds: list[AddAction] = []
-    rows = 0
+    files: list[DataFile] = []
     for _site, tables in sorted(per_site.items()):
         table = pa.concat_tables(tables).sort_by(df_.KEY)
-        rows += table.num_rows
         if table.num_rows:
-            adds += write_rows(root, spec, table.cast(spec.schema))
-    if df_.is_delta_table(root):
-        DeltaTable(root).create_write_transaction(
-            list(adds), mode="append", schema=DeltaSchema.from_arrow(spec.schema),
-            partition_by=list(spec.partition_columns))
-    else:
-        create_table(root, spec, adds)
+            files += write_rows(root, spec, table.cast(spec.schema))
+    rows = commit(root, spec, files)
     log.info("%s: %d spike-time rows at a new threshold for %d sites", root, rows,
              len(per_site))
     return rows

@@ -40,11 +40,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.transaction import AddAction
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.deltawrite import create_table, write_rows
+from simlake.adapter.deltawrite import write_rows
 from simlake.adapter.frames import (
     ActivationShape,
     VoltageShape,
@@ -63,6 +62,8 @@ from simlake.decode import (
     spike_times_table,
 )
 from simlake.discovery import SimRunFolder, discover
+from simlake.lake.commit import commit
+from simlake.lake.datafile import DataFile
 from simlake.manifest import read_manifest, update_manifest
 
 log = logging.getLogger(__name__)
@@ -436,7 +437,7 @@ def materialize(src: LinkSource, key: str, *, target_file_bytes: int) -> tuple[i
         raise FileExistsError(f"{root} exists; a link key is materialised into a new table")
     staging = os.path.join(src.root, f".tmp-{key}-{uuid.uuid4().hex}")
     os.makedirs(staging)
-    adds: list[AddAction] = []
+    adds: list[DataFile] = []
     for part, tables in _tables_for(src, key):
         current: list[pa.Table] = []
         size = 0
@@ -450,7 +451,7 @@ def materialize(src: LinkSource, key: str, *, target_file_bytes: int) -> tuple[i
             if t is not None:
                 current.append(t)
                 size += t.nbytes
-    create_table(staging, spec, adds)
+    commit(staging, spec, adds)
     os.replace(staging, root)
     links = dict(read_manifest(src.root).get("link_keys") or {})
     links.pop(key, None)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,12 +46,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
-from deltalake.transaction import AddAction, RemoveAction
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.deltafiles import KEY, DataFile, FileInfoCache
 from simlake.adapter.deltawrite import configured_stats_columns, write_data_file, write_rows
+from simlake.lake.commit import commit, delete_files
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +195,14 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
     data_columns = [n for n in snap.schema.names if n not in snap.partition_columns]
     stats_cols = configured_stats_columns(snap.schema, snap.configuration,
                                           snap.partition_columns)
+    spec = schemas.TableSpec(os.path.basename(root), snap.schema, snap.partition_columns,
+                             tuple(stats_cols))
     # an ingest table keeps the ingest's codecs and row groups: rewritten by its own writer
-    spec = (schemas.TableSpec(os.path.basename(root), snap.schema, snap.partition_columns)
-            if "sim_run" in snap.schema.names else None)
+    ingest_table = "sim_run" in snap.schema.names
     by_part: dict[tuple, list[DataFile]] = defaultdict(list)
     for f in snap.files:
         by_part[f.partition].append(f)
-    adds: list[AddAction] = []
+    adds: list[DataFile] = []
     removes: list[DataFile] = []
     try:
         for part, files in sorted(by_part.items(), key=lambda kv: str(kv[0])):
@@ -219,30 +219,23 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
                 rows_per_file = max(1, int(table.num_rows * target_file_bytes / max(1, in_bytes)))
                 for start, end in cut_points(table.column(KEY), rows_per_file):
                     rows = table.slice(start, end - start)
-                    if spec is None:
-                        adds.append(write_data_file(
-                            root, rel_dir, rows, seq=len(adds), partition_values=dict(part),
-                            stats_cols=stats_cols, data_change=False))
-                        continue
-                    adds += write_rows(root, spec, rows, partition_values=dict(part),
-                                       data_change=False, stats_columns=stats_cols)
+                    if ingest_table:
+                        adds += write_rows(root, spec, rows, partition_values=dict(part))
+                    else:
+                        adds.append(write_data_file(root, rel_dir, rows, seq=len(adds),
+                                                    partition_values=dict(part),
+                                                    stats_cols=stats_cols))
                 removes.extend(group)
         if not removes:
             res.files_after = len(snap.files)
             return res
-        now = int(time.time() * 1000)
-        actions: list[AddAction | RemoveAction] = list(adds)
-        actions += [RemoveAction(os.path.relpath(f.path, root).replace(os.sep, "/"), False, now,
-                                 f.size, dict(f.partition)) for f in removes]
-        dt = DeltaTable(root, version=snap.version)
-        dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
-                                    partition_by=list(snap.partition_columns) or None)
+        commit(root, spec, adds, removes=removes, data_change=False, read_version=snap.version)
     except CommitFailedError as err:
-        _delete_new(root, adds)
+        delete_files(root, adds)
         raise CommitFailedError(f"{root}: optimize lost a race with a concurrent writer and "
                                 f"changed nothing; run it again ({err})") from err
     except BaseException:
-        _delete_new(root, adds)
+        delete_files(root, adds)
         raise
     after = df_.open_table(root, ())
     live = {f.path for f in after.files}
@@ -254,11 +247,3 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
     res.removed = len(removes)
     res.added = len(adds)
     return res
-
-
-def _delete_new(root: str, adds: Sequence[AddAction]) -> None:
-    for a in adds:
-        try:
-            os.unlink(os.path.join(root, a.path))
-        except FileNotFoundError:
-            pass

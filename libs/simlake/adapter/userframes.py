@@ -19,11 +19,12 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import Schema as DeltaSchema
-from deltalake.transaction import create_table_with_add_actions
 
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.deltawrite import write_data_file
+from simlake.lake.commit import commit
+from simlake.lake.datafile import DataFile
+from simlake.schemas import TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -241,15 +242,19 @@ def read_user_partition(f: df_.DataFile, columns: Sequence | None = None, *,
 
 
 def _write_frame_table(dest: str, tables: list[pa.Table], layout: FrameLayout) -> None:
-    stats = list(layout.index_physical) or None
     schema = tables[0].schema
-    actions = [
-        write_data_file(dest, "", t, seq=i, stats_cols=stats or list(schema.names)[:32])
-        for i, t in enumerate(tables)
-    ]
-    config = {"delta.dataSkippingStatsColumns": ",".join(stats)} if stats else {}
-    create_table_with_add_actions(dest, DeltaSchema.from_arrow(schema), actions, mode="error",
-                                  configuration=config)
+    stats = _stats_columns(layout, schema)
+    files = [write_data_file(dest, "", t, seq=i, stats_cols=stats) for i, t in enumerate(tables)]
+    commit(dest, _spec(dest, schema, stats), files)
+
+
+def _stats_columns(layout: FrameLayout, schema: pa.Schema) -> tuple[str, ...]:
+    """Columns with statistics: the index levels (readers plan partitions by the first)."""
+    return tuple(layout.index_physical) or tuple(schema.names[:32])
+
+
+def _spec(dest: str, schema: pa.Schema, stats: tuple[str, ...]) -> TableSpec:
+    return TableSpec(os.path.basename(dest), schema, (), stats)
 
 def _as_frame(value: pd.DataFrame | pd.Series) -> tuple[pd.DataFrame, bool, Any]:
     if isinstance(value, pd.Series | dd.Series):
@@ -264,9 +269,9 @@ def _write_pandas(dest: str, value: pd.DataFrame | pd.Series) -> dict:
     return {"kind": "pandas", "layout": layout.to_json()}
 
 def _write_dask_partition(dest: str, seq: int, part: pd.DataFrame, layout: FrameLayout,
-                          schema: pa.Schema) -> Any:
-    stats = list(layout.index_physical) or list(schema.names)[:32]
-    return write_data_file(dest, "", to_arrow(part, layout, schema), seq=seq, stats_cols=stats)
+                          schema: pa.Schema) -> DataFile:
+    return write_data_file(dest, "", to_arrow(part, layout, schema), seq=seq,
+                           stats_cols=_stats_columns(layout, schema))
 
 def _write_dask(dest: str, value: dd.DataFrame | dd.Series) -> dict:
     frame, series, name = _as_frame(value)
@@ -276,11 +281,8 @@ def _write_dask(dest: str, value: dd.DataFrame | dd.Series) -> dict:
     tasks = [dask.delayed(_write_dask_partition)(dest, i, part, layout, schema)
              for i, part in enumerate(frame.to_delayed())]
     os.makedirs(dest, exist_ok=True)
-    actions = list(dask.compute(*tasks))
-    stats = list(layout.index_physical)
-    config = {"delta.dataSkippingStatsColumns": ",".join(stats)} if stats else {}
-    create_table_with_add_actions(dest, DeltaSchema.from_arrow(schema), actions, mode="error",
-                                  configuration=config)
+    files = list(dask.compute(*tasks))
+    commit(dest, _spec(dest, schema, _stats_columns(layout, schema)), files)
     return {"kind": "dask", "layout": layout.to_json(),
             "known_divisions": bool(frame.known_divisions)}
 

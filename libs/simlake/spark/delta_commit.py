@@ -7,9 +7,8 @@ checked for conflicts and checkpointed by delta-spark:
 
 - ``add`` actions carry exact statistics of the key columns (computed by the writer);
 - a *replacing* commit removes the stored rows of the given sim-run folders (and, optionally,
-  of one more column value, e.g. a spike threshold) in the same commit, like ``replaceWhere``:
-  stored files that hold only such rows are removed, files that mix them with other rows are
-  rewritten without them (rare: only after a refresh or a crashed run);
+  of one more column value) in the same commit, like ``replaceWhere``
+  (:mod:`simlake.lake.replace`: which files are rewritten, and how);
 - the transaction reads the whole table, so any concurrent commit to the table makes ours fail
   with Delta's conflict exception, and the caller's retry (``tables.with_conflict_retry``) runs
   it again on the new version. (Delta checks read predicates on data columns the same way, so
@@ -29,16 +28,16 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from simlake import datafiles
-from simlake.datafiles import DataFile
-from simlake.spark.sql_text import replace_predicate, spark_schema
+from simlake.lake.datafile import DataFile
+from simlake.lake.replace import Replace as Replace  # re-exported: the ingest's name for it
+from simlake.lake.replace import rewrite_without
+from simlake.lake.snapshot import open_table
+from simlake.schemas import TableSpec
+from simlake.spark.sql_text import spark_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,37 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Replace:
-    """Which stored rows a commit replaces: those of ``sim_runs`` (and, with ``column``, only
-    those whose ``column`` equals ``value``). ``sim_runs`` is kept sorted and unique."""
-
-    sim_runs: Sequence[str]  # kept as a sorted, unique tuple
-    column: str | None = None
-    value: Any = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sim_runs", tuple(sorted(set(self.sim_runs))))
-
-    def predicate(self) -> str:
-        """The SQL predicate (recorded in the commit, used for delta-spark's file scan)."""
-        extra = f"{self.column} = {self.value!r}" if self.column else None
-        return replace_predicate(self.sim_runs, extra)
-
-    def mask(self, rows: pa.Table) -> pa.ChunkedArray:
-        """True for the rows of ``rows`` this replaces."""
-        hit = pc.is_in(rows.column("sim_run"), value_set=pa.array(self.sim_runs, pa.string()))
-        if self.column:
-            hit = pc.and_(hit, pc.fill_null(pc.equal(rows.column(self.column), self.value),
-                                            False))
-        return hit
-
-
-def commit_files(spark: SparkSession, table_root: str, key: str, files: Sequence[DataFile],
-                 replace: Replace | None, schema: pa.Schema,
-                 partition_columns: Sequence[str] = ()) -> int:
-    """Commit ``files`` to the Delta table at ``table_root`` in one transaction, replacing the
-    rows selected by ``replace`` (None: a plain append). Returns the rows added.
+def commit_files(spark: SparkSession, table_root: str, spec: TableSpec,
+                 files: Sequence[DataFile], replace: Replace | None,
+                 data_change: bool = True) -> int:
+    """Commit ``files`` to the Delta table of ``spec`` at ``table_root`` in one transaction,
+    replacing the rows selected by ``replace`` (None: a plain append). Returns the rows added.
 
     Raises Delta's conflict exception when another commit got in first (retry the call).
     """
@@ -84,22 +57,20 @@ def commit_files(spark: SparkSession, table_root: str, key: str, files: Sequence
     started = time.monotonic()
     delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, table_root)
     txn = delta_log.startTransaction()
-    actions = [f.add_action() for f in files]
+    actions = [f.add_action(data_change) for f in files]
     removals = []
     if replace is not None:
         txn.readWholeTable()
-        candidates = _candidate_paths(table_root, txn.readVersion(), replace)
-        if candidates:
-            removals, rewrites = _removals(spark, txn, table_root, key, replace, schema,
-                                           partition_columns)
-            actions += [f.add_action() for f in rewrites]
+        if _may_hold_rows(table_root, txn.readVersion(), replace):
+            removals, rewrites = _removals(spark, txn, table_root, spec, replace)
+            actions += [f.add_action(data_change) for f in rewrites]
     action = getattr(getattr(jvm.org.apache.spark.sql.delta.actions, "Action$"), "MODULE$")
     jactions = [action.fromJson(json.dumps(a)) for a in actions] + removals
-    operation = _write_operation(jvm, replace, partition_columns)
+    operation = _write_operation(jvm, replace, spec.partition_columns)
     version = txn.commit(jvm.PythonUtils.toSeq(jactions), operation)
-    log.info("%s: committed %d files as version %d in %.2fs", key, len(files), version,
+    log.info("%s: committed %d files as version %d in %.2fs", spec.name, len(files), version,
              time.monotonic() - started)
-    return sum(f.num_records for f in files)
+    return sum(f.num_records or 0 for f in files)
 
 
 def create_table(spark: SparkSession, table_root: str, schema: pa.Schema,
@@ -141,31 +112,15 @@ def _write_operation(jvm, replace: Replace | None, partition_columns: Sequence[s
     return write(mode, partition_by, predicate, option.empty())
 
 
-def _candidate_paths(table_root: str, version: int, replace: Replace) -> list[str]:
-    """Paths of stored files that may hold rows of ``replace`` (by their sim_run statistics;
-    files without statistics always may)."""
-    from deltalake import DeltaTable
-
+def _may_hold_rows(table_root: str, version: int, replace: Replace) -> bool:
+    """Whether a stored file at ``version`` may hold rows of ``replace`` (by its sim_run
+    statistics, read with ``deltalake``: no Spark job for the common commit)."""
     if version < 0:
-        return []
-    actions = pa.table(DeltaTable(table_root, version=version).get_add_actions(flatten=True))
-    if actions.num_rows == 0:
-        return []
-    names = set(actions.column_names)
-    paths = actions.column("path").to_pylist()
-    if "min.sim_run" not in names or "max.sim_run" not in names:
-        return paths
-    lows = actions.column("min.sim_run").to_pylist()
-    highs = actions.column("max.sim_run").to_pylist()
-    out = []
-    for path, lo, hi in zip(paths, lows, highs, strict=True):
-        if lo is None or hi is None or any(lo <= s <= hi for s in replace.sim_runs):
-            out.append(path)
-    return out
+        return False
+    return any(replace.may_hold(f) for f in open_table(table_root, ("sim_run",), version).files)
 
 
-def _removals(spark: SparkSession, txn, table_root: str, key: str, replace: Replace,
-              schema: pa.Schema, partition_columns: Sequence[str]):
+def _removals(spark: SparkSession, txn, table_root: str, spec: TableSpec, replace: Replace):
     """``remove`` actions of the stored files holding rows of ``replace``, and the files
     rewritten without those rows (for files that also hold other rows)."""
     frame = spark.read.format("delta").load(table_root).where(replace.predicate())
@@ -180,30 +135,12 @@ def _removals(spark: SparkSession, txn, table_root: str, key: str, replace: Repl
         if add.deletionVector() is not None:
             raise RuntimeError(f"{table_root}: file {add.path()} has a deletion vector; "
                                "simlake writes tables without them")
-        log_path = add.path()
-        local = _local_path(table_root, log_path)
-        columns = ["sim_run"] + ([replace.column] if replace.column else [])
-        hit = replace.mask(pq.read_table(local, columns=columns))
-        n_hit = pc.sum(hit).as_py() or 0
-        if n_hit == 0:
-            continue
-        removals.append(add.remove())
-        if n_hit < len(hit):
-            kept = pq.read_table(local).filter(pc.invert(hit))
-            values = _scala_map(add.partitionValues())
-            columns = []
-            for fld in schema:  # partition values from the log, columns of older files as null
-                if fld.name in partition_columns:
-                    raw = pa.array([values.get(fld.name)] * kept.num_rows, pa.string())
-                    columns.append(raw.cast(fld.type))
-                elif fld.name in kept.column_names:
-                    columns.append(kept.column(fld.name).cast(fld.type))
-                else:
-                    columns.append(pa.nulls(kept.num_rows, fld.type))
-            rows = pa.table(columns, schema=schema.with_metadata(None))
-            rewrites += datafiles.write_table_files(table_root, key, schema, rows,
-                                                    partition_columns)
-            log.info("%s: rewrote %s without %d replaced rows", key, log_path, n_hit)
+        f = DataFile(_local_path(table_root, add.path()), add.size(), None,
+                     tuple(_scala_map(add.partitionValues()).items()))
+        n_hit, kept = rewrite_without(table_root, spec, f, replace)
+        if n_hit:
+            removals.append(add.remove())
+            rewrites += kept
     return removals, rewrites
 
 

@@ -4,10 +4,12 @@ so neither imports the other's module for them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+from simlake.lake.replace import replace_predicate as replace_predicate  # re-exported
+from simlake.lake.replace import sql_string_list as sql_string_list  # re-exported
 
 if TYPE_CHECKING:
     from pyspark.sql.types import StructType
@@ -18,18 +20,3 @@ def spark_schema(arrow_schema: pa.Schema) -> StructType:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     return from_arrow_schema(arrow_schema)
-
-
-def sql_string_list(values: Sequence[str]) -> str:
-    """A SQL list literal ``('a', 'b')`` with quotes and backslashes escaped."""
-    quoted = []
-    for value in values:
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-        quoted.append(f"'{escaped}'")
-    return "(" + ", ".join(quoted) + ")"
-
-
-def replace_predicate(sim_runs: Sequence[str], extra: str | None = None) -> str:
-    """The ``replaceWhere`` predicate that selects the rows of ``sim_runs`` (and ``extra``)."""
-    predicate = f"sim_run IN {sql_string_list(sorted(set(sim_runs)))}"
-    return f"({predicate}) AND ({extra})" if extra else predicate

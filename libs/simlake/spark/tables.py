@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from simlake import schemas
 from simlake.datafiles import RECORD_SCHEMA, DataFile, write_table_files
+from simlake.lake import commit as lake
 from simlake.layout import table_path
 from simlake.spark.delta_commit import Replace, commit_files, create_table
 from simlake.spark.executor_tasks import TableOutput, write_frame_batches
@@ -53,11 +54,20 @@ INGEST_FAILED_FOLDERS = pa.schema([
 INGEST_TABLES: dict[str, pa.Schema] = {"ingest_failed_folders": INGEST_FAILED_FOLDERS}
 
 
+#: Contracts of the ingest's own tables.
+INGEST_SPECS: dict[str, schemas.TableSpec] = {name: schemas.TableSpec(name, schema)
+                                              for name, schema in INGEST_TABLES.items()}
+
+
+def table_spec(key: str) -> schemas.TableSpec:
+    """The contract of table ``key`` (a database key of ``schemas.SPECS`` or an ingest
+    table)."""
+    return schemas.SPECS[key] if key in schemas.SPECS else INGEST_SPECS[key]
+
+
 def table_schema(key: str) -> pa.Schema:
-    """Arrow schema of table ``key`` (a database key of ``schemas.TABLES`` or an ingest table)."""
-    if key in schemas.TABLES:
-        return schemas.TABLES[key]
-    return INGEST_TABLES[key]
+    """Arrow schema of table ``key`` (its spec's)."""
+    return table_spec(key).schema
 
 
 class ConcurrentIngestError(RuntimeError):
@@ -65,9 +75,9 @@ class ConcurrentIngestError(RuntimeError):
 
 
 def table_properties(key: str) -> dict[str, str]:
-    """Delta table properties of table ``key`` (``schemas.table_properties``; the session
-    sets spark.databricks.io.skipping.stringPrefixLength to the same untruncated length)."""
-    return schemas.table_properties(table_schema(key))
+    """Delta table properties of table ``key`` (its spec's; the session sets
+    spark.databricks.io.skipping.stringPrefixLength to the same untruncated length)."""
+    return table_spec(key).properties
 
 #: Delta's base class of optimistic-concurrency conflicts (ConcurrentAppendException,
 #: MetadataChangedException, ...): a rerun of the same idempotent write resolves them.
@@ -144,16 +154,54 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
     raise AssertionError("unreachable")
 
 
+class SparkBackend:
+    """The commit back-end of the ingest (:func:`simlake.lake.commit.commit`): delta-spark's
+    transaction, which serialises concurrent replacing commits; every transaction is retried
+    on Delta's optimistic-concurrency conflicts, and columns of the spec that the stored table
+    lacks (an older version's table) are added first."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def exists(self, table_root: str) -> bool:
+        """Whether a Delta table is at ``table_root`` (read with ``deltalake``: no Spark job)."""
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(table_root)
+
+    def create(self, table_root: str, spec: schemas.TableSpec, files: Sequence[DataFile]
+               ) -> None:
+        """Create the table of ``spec`` (version 0) unless it exists, then commit ``files``."""
+        # another writer creating the same table at once: a retry finds it created
+        with_conflict_retry(
+            lambda: create_table(self.spark, table_root, spec.schema, spec.partition_columns,
+                                 spec.properties),
+            f"create {spec.name}")
+        if files:
+            self.commit(table_root, spec, files, None, (), True, None)
+
+    def commit(self, table_root: str, spec: schemas.TableSpec, files: Sequence[DataFile],
+               replace: Replace | None, removes: Sequence[DataFile], data_change: bool,
+               read_version: int | None) -> None:
+        """One delta-spark transaction (retried on conflicts) adding ``files`` and replacing
+        the rows ``replace`` selects. Removing given files and pinning the read version are
+        not offered: the ingest's transactions read the whole table at the latest version."""
+        if removes or read_version is not None:
+            raise ValueError(f"{table_root}: the Spark back-end commits replacements by "
+                             "Replace, not given files or versions")
+        evolve_schema(self.spark, table_root, spec)
+        verb = "write" if replace is not None else "append"
+        with_conflict_retry(
+            lambda: commit_files(self.spark, table_root, spec, files, replace, data_change),
+            f"{verb} {spec.name}")
+
+
 def ensure_table(spark: SparkSession, db_root: str, key: str) -> str:
     """Create the Delta table of ``key`` (schema, partitioning, properties) if it is absent."""
     path = table_path(db_root, key)
-    if exists(db_root, key):
-        return path
-    # another writer creating the same table at once: a retry finds it created
-    with_conflict_retry(
-        lambda: create_table(spark, path, table_schema(key), PARTITION_COLUMNS.get(key, ()),
-                             table_properties(key)),
-        f"create {key}")
+    backend = SparkBackend(spark)
+    if not backend.exists(path):
+        backend.create(path, table_spec(key), ())
     return path
 
 
@@ -188,8 +236,9 @@ def read_columns(db_root: str, key: str, columns: Sequence[str],
 
 def table_output(db_root: str, key: str, split_folders: bool = False) -> TableOutput:
     """Where and how data files of table ``key`` are written (executors or driver)."""
-    return TableOutput(key, table_path(db_root, key), table_schema(key),
-                       tuple(PARTITION_COLUMNS.get(key, ())), split_folders)
+    spec = table_spec(key)
+    return TableOutput(key, table_path(db_root, key), spec.schema, spec.partition_columns,
+                       split_folders)
 
 
 def commit(spark: SparkSession, db_root: str, key: str, files: Sequence[DataFile],
@@ -197,16 +246,11 @@ def commit(spark: SparkSession, db_root: str, key: str, files: Sequence[DataFile
     """Commit written data ``files`` to table ``key`` in one Delta commit, replacing the rows
     that ``replace`` selects (None: append); retried on conflicts. Returns the rows added.
 
-    The table must exist (:func:`ensure_table`: its folder holds the files). Columns of
+    The table's folder holds the files (:func:`ensure_table` creates it first). Columns of
     ``key``'s schema that the stored table lacks (an older version's table) are added first.
     """
-    path = table_path(db_root, key)
-    evolve_schema(spark, path, key)
-    verb = "write" if replace is not None else "append"
-    return with_conflict_retry(
-        lambda: commit_files(spark, path, key, files, replace, table_schema(key),
-                             PARTITION_COLUMNS.get(key, ())),
-        f"{verb} {key}")
+    return lake.commit(table_path(db_root, key), table_spec(key), files, replace,
+                       SparkBackend(spark))
 
 
 def replace_rows(df: DataFrame, db_root: str, key: str, sim_runs: Sequence[str],
@@ -261,26 +305,26 @@ def append_rows(df: DataFrame, db_root: str, key: str) -> None:
     commit(spark, db_root, key, write_frame(df, db_root, key), None)
 
 
-def missing_columns(path: str, key: str) -> list[str]:
-    """Columns of ``key``'s current schema that the stored table at ``path`` lacks."""
+def missing_columns(path: str, spec: schemas.TableSpec) -> list[str]:
+    """Columns of ``spec``'s schema that the stored table at ``path`` lacks."""
     from deltalake import DeltaTable
 
     stored = set(DeltaTable(path).schema().to_arrow().names)
-    return [name for name in table_schema(key).names if name not in stored]
+    return [name for name in spec.schema.names if name not in stored]
 
 
-def evolve_schema(spark: SparkSession, path: str, key: str) -> None:
-    """Add the columns of ``key``'s schema that the stored table lacks (an older version's
+def evolve_schema(spark: SparkSession, path: str, spec: schemas.TableSpec) -> None:
+    """Add the columns of ``spec``'s schema that the stored table lacks (an older version's
     table); its stored rows read them as null."""
-    missing = missing_columns(path, key)
+    missing = missing_columns(path, spec)
     if not missing:
         return
-    fields = spark_schema(table_schema(key))
+    fields = spark_schema(spec.schema)
     columns = ", ".join(f"`{name}` {fields[name].dataType.simpleString()}" for name in missing)
     log.info("%s: adding columns %s", path, ", ".join(missing))
     with_conflict_retry(
         lambda: spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})"),
-        f"evolve {key}")
+        f"evolve {spec.name}")
 
 
 def spark_of(df: DataFrame) -> SparkSession:
