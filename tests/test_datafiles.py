@@ -224,3 +224,28 @@ def test_footer_records_the_longest_list_per_sim_run(tmp_path):
     footer = pq.ParquetFile(os.path.join(str(tmp_path), f.path)).metadata.metadata
     recorded = json.loads(footer[LIST_LENGTHS_KEY.encode()])
     assert recorded == {"spike_times": {run: max(max(v), 0) for run, v in parts.items()}}
+
+
+def test_plain_files_use_the_ingest_codec_and_exact_stats(tmp_path):
+    """A user's frame goes through the same writer module: the codec of the ingest's non-trace
+    columns (not pyarrow's snappy default), rows as given, exact statistics of the columns
+    asked for."""
+    from simlake.datafiles import write_plain_file
+
+    ingest_root, plain_root = str(tmp_path / "ingest"), str(tmp_path / "plain")
+    ingested = write_table_files(ingest_root, "dendritic_recordings", schemas.DENDRITIC_RECORDINGS,
+                                 _dendritic_rows("apical", "results/run_a", range(3)),
+                                 ("recording_site",))
+    key_codec = {c.path_in_schema: c.compression for c in
+                 [pq.ParquetFile(os.path.join(ingest_root, ingested[0].path)).metadata
+                  .row_group(0).column(i) for i in range(3)]}["sim_run"]
+    frame = pa.table({"b": [3.0, 1.0, 2.0], "name": ["z", "x", "y"]})
+    written = write_plain_file(plain_root, "part=1", frame, seq=7, partition_values={"part": "1"},
+                               stats_columns=["b"])
+    meta = pq.ParquetFile(os.path.join(plain_root, written.path)).metadata
+    assert {meta.row_group(0).column(i).compression for i in range(2)} == {key_codec}
+    assert key_codec != "SNAPPY"
+    assert os.path.basename(written.path).startswith("part-00007-")
+    assert _read(plain_root, written).equals(frame)
+    assert written.stat("b")[:2] == (1.0, 3.0) and written.num_records == 3
+    assert written.partition_values == {"part": "1"}

@@ -356,3 +356,21 @@ def write_table_files(table_root: str, table: str, schema: pa.Schema, rows: pa.T
     except BaseException:
         writer.abort()
         raise
+
+
+def write_plain_file(table_root: str, rel_dir: str, table: pa.Table, *, seq: int = 0,
+                     partition_values: dict[str, str | None] | None = None,
+                     stats_columns: Sequence[str] = ()) -> DataFile:
+    """One data file of ``table`` as given (a user's frame, any schema, partition columns left
+    out): rows neither reordered nor split, the ingest's codec for every column (a user's
+    frame has no trace columns), exact statistics of ``stats_columns``. Named
+    ``part-<seq>-...``: a reader without key statistics keeps the files in ``seq`` order."""
+    name = f"part-{seq:05d}-{uuid.uuid4()}-c000.{CODEC}.parquet"
+    rel = f"{rel_dir}/{name}" if rel_dir else name
+    path = os.path.join(table_root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table, path, compression=CODEC, write_statistics=True)
+    return DataFile(rel, os.path.getsize(path), table.num_rows,
+                    tuple((partition_values or {}).items()), file_stats(table, stats_columns),
+                    modification_time=int(time.time() * 1000))
+

@@ -50,7 +50,8 @@ from deltalake.exceptions import CommitFailedError
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.deltafiles import KEY, DataFile, FileInfoCache
-from simlake.adapter.deltawrite import configured_stats_columns, write_data_file, write_rows
+from simlake.adapter.deltawrite import configured_stats_columns, write_rows
+from simlake.datafiles import write_plain_file
 from simlake.lake.commit import commit, delete_files
 
 log = logging.getLogger(__name__)
@@ -222,9 +223,9 @@ def compact_table(path: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
                     if ingest_table:
                         adds += write_rows(root, spec, rows, partition_values=dict(part))
                     else:
-                        adds.append(write_data_file(root, rel_dir, rows, seq=len(adds),
-                                                    partition_values=dict(part),
-                                                    stats_cols=stats_cols))
+                        adds.append(write_plain_file(root, rel_dir, rows, seq=len(adds),
+                                                     partition_values=dict(part),
+                                                     stats_columns=stats_cols))
                 removes.extend(group)
         if not removes:
             res.files_after = len(snap.files)

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.deltawrite import write_data_file
+from simlake.datafiles import write_plain_file
 from simlake.lake.commit import commit
 from simlake.lake.datafile import DataFile
 from simlake.schemas import TableSpec
@@ -244,7 +244,8 @@ def read_user_partition(f: df_.DataFile, columns: Sequence | None = None, *,
 def _write_frame_table(dest: str, tables: list[pa.Table], layout: FrameLayout) -> None:
     schema = tables[0].schema
     stats = _stats_columns(layout, schema)
-    files = [write_data_file(dest, "", t, seq=i, stats_cols=stats) for i, t in enumerate(tables)]
+    files = [write_plain_file(dest, "", t, seq=i, stats_columns=stats)
+             for i, t in enumerate(tables)]
     commit(dest, _spec(dest, schema, stats), files)
 
 
@@ -270,8 +271,8 @@ def _write_pandas(dest: str, value: pd.DataFrame | pd.Series) -> dict:
 
 def _write_dask_partition(dest: str, seq: int, part: pd.DataFrame, layout: FrameLayout,
                           schema: pa.Schema) -> DataFile:
-    return write_data_file(dest, "", to_arrow(part, layout, schema), seq=seq,
-                           stats_cols=_stats_columns(layout, schema))
+    return write_plain_file(dest, "", to_arrow(part, layout, schema), seq=seq,
+                            stats_columns=_stats_columns(layout, schema))
 
 def _write_dask(dest: str, value: dd.DataFrame | dd.Series) -> dict:
     frame, series, name = _as_frame(value)
