@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import shutil
 
 import pytest
 
+from simlake import paramstore
 from simlake.errors import SimrunFormatError
 from simlake.paramfiles import (
     md5_file,
@@ -18,7 +20,9 @@ from simlake.paramfiles import (
     resolve_reference,
     store_parameter_file,
 )
+from simlake.paramjson import SpanTable
 from simlake.paramparse import scan_param_text
+from simlake.paramrecords import Outcome
 from simlake.paramstore import FolderFiles, local_runner, store_folders
 
 NEURON_TEXT = """# a neuron model; "quotes" and 'quotes' in a comment, and a { brace
@@ -537,3 +541,86 @@ def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_
     for f, result in zip(folders, results, strict=True):
         assert (result.hash_neuron, result.hash_network) == (None, None)
         assert (f.network, "network_param", "RuntimeError: boom second line") in result.rejections
+
+
+# -- real-shaped sweeps ------------------------------------------------------------------------
+
+
+def _real_sweep(tmp_path, runs: int) -> list[FolderFiles]:
+    """The sim-run folders of a ``simlake synth --profile real`` parameter sweep (every folder
+    its own ~350 KB network file, all naming one .syn and one .con)."""
+    from simlake import synth
+
+    report = synth.generate_tree(tmp_path / "raw", runs=runs, trials=1, times=20,
+                                 profile="real", network_params="distinct")
+    folders = []
+    for f in report.folders:
+        folder = os.path.join(report.root, f.sim_run)
+        names = os.listdir(folder)
+        neuron = [n for n in names if n.endswith("_neuron_model.param")]
+        network = [n for n in names if n.endswith("_network_model.param")]
+        folders.append(FolderFiles(f.sim_run, os.path.join(folder, neuron[0]),
+                                   os.path.join(folder, network[0])))
+    return folders
+
+
+def test_a_real_shaped_sweep_is_stored_as_ast_reads_it(tmp_path):
+    """Each stored network copy is its source as ``ast.literal_eval`` reads it with only the
+    references changed, and the files are the ones each param file stored alone gives."""
+    folders = _real_sweep(tmp_path, 3)
+    assert len({_md5(f.network) for f in folders}) == 3
+    db, alone = str(tmp_path / "db"), str(tmp_path / "alone")
+    results = store_folders(folders, db, local_runner)
+    for f, result in zip(folders, results, strict=True):
+        assert result.hash_network == _md5(f.network) and not result.rejections
+        with open(f.network) as fh:
+            text = fh.read()
+        source = ast.literal_eval(text.lstrip())
+        # the plain parser took it (the fast path real files take)
+        assert isinstance(scan_param_text(text, f.network, locate=True).locations, SpanTable)
+        stored_path = os.path.join(db, "parameterfiles_network_folder", result.hash_network)
+        with open(stored_path) as fh:
+            copy = ast.literal_eval(fh.read().lstrip())
+        assert len(source["network"]) >= 200
+        for celltype, cfg in source["network"].items():
+            for key, folder in (("distributionFile", "syn_folder"),
+                                ("connectionFile", "con_folder")):
+                ref = copy["network"][celltype]["synapses"][key]
+                assert ref.startswith(f"reldb://{folder}/")
+                assert open(_isf_resolve(db, ref), "rb").read()[-2000:] == \
+                    open(cfg["synapses"][key], "rb").read()[-2000:]
+                cfg["synapses"][key] = ref
+        assert repr(copy) == repr(source)
+        # the same bytes as storing each file alone, with no copy remembered between files
+        store_parameter_file(f.neuron, alone, "neuron")
+        hint = store_parameter_file(f.neuron, alone, "neuron").sources["neuron.filename"]
+        store_parameter_file(f.network, alone, "network", morphology_hint=hint)
+    assert _tree(db) == _tree(alone)
+
+
+def test_remembered_copies_are_made_again_when_their_file_changes(sources, tmp_path):
+    """Within one store, a .syn named by many network files is copied once; a .syn that
+    changes in between, and a header naming a missing file, come out as without memory."""
+    gone_hoc = tmp_path / "gone.syn"
+    gone_hoc.write_text("# Synapse distribution file\n# corresponding to cell: /gone/x.hoc\n"
+                        "# x\n\nL2\t0\t0.5\n")
+    texts = [f'{{"network": {{"L{k}": {{"synapses": {{"distributionFile": "{sources["syn"]}", '
+             f'"connectionFile": "{gone_hoc}"}}}}}}}}' for k in range(3)]
+    folders = _folders(tmp_path, sources, texts, "c")
+    store_file = paramstore.StoreFile(str(tmp_path / "db"))
+    first = store_file(("network", folders[0].network, _md5(folders[0].network), None))
+    with open(sources["syn"], "a") as fh:  # a new line: another size
+        fh.write("L3\t0\t0.25\n")
+    second = store_file(("network", folders[1].network, _md5(folders[1].network), None))
+    third = store_file(("network", folders[2].network, _md5(folders[2].network), None))
+    refs = [Outcome.from_json(r[2]).references for r in (first, second, third)]
+    syn_refs = [next(v for k, v in r.items() if k.endswith("distributionFile")) for r in refs]
+    assert syn_refs[0] != syn_refs[1] == syn_refs[2]
+    copies = [open(resolve_reference(str(tmp_path / "db"), r)).read().splitlines()
+              for r in syn_refs[:2]]
+    assert copies[0][2:] + ["L3\t0\t0.25"] == copies[1][2:] == \
+        open(sources["syn"]).read().splitlines()[2:]
+    for k, result in enumerate((first, second, third)):
+        missing = Outcome.from_json(result[2]).missing
+        assert [(m.key, m.path) for m in missing] == [
+            (f"network.L{k}.synapses.connectionFile[header]", "/gone/x.hoc")]

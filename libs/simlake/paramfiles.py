@@ -30,14 +30,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from simlake.errors import SimrunFormatError
-from simlake.fsutil import create_once, put_content_addressed
+from simlake.fsutil import create_once
 from simlake.layout import FOLDER_KEYS
+from simlake.paramcopies import Copier, CopyCache, Missing
 from simlake.paramparse import (
     KeyPath,
     Scanned,
@@ -54,9 +54,7 @@ from simlake.paramrefs import (  # noqa: F401 - Reference, resolve_reference: th
     Kind,
     Reference,
     is_stored_reference,
-    key_string,
     referenced_files,
-    reldb_reference,
     resolve_reference,
     resolve_written,
 )
@@ -71,8 +69,6 @@ PARAM_FOLDER: dict[str, str] = {
     "neuron": FOLDER_KEYS["parameterfiles_cell_folder"],
     "network": FOLDER_KEYS["parameterfiles_network_folder"],
 }
-
-_MAX_NAME = 255
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,99 +141,6 @@ def stored_for(outcome: Outcome, src_path: str, created: bool = False, parsed: b
         references=dict(outcome.references), missing=outcome.missing, created=created,
         conflict=conflict, parsed=parsed,
         sources={key: resolved[path] for key, path in outcome.written.items()})
-
-
-class _Missing(Exception):
-    pass
-
-
-# "# <label>: <reference>"; a label never starts a path ("C:\", "reldb://")
-_HEADER_LABEL = re.compile(r"^\s*#\s*(?:[^:/\\]*:(?![/\\])\s*)?")
-
-
-def _header_reference(data: bytes) -> tuple[int, int, str] | None:
-    """Byte span and text of the file reference on the 2nd header line of a .syn/.con file.
-
-    The line is ``# <label>: <reference>`` (``# corresponding to cell: <name>``) or
-    ``# <reference>``.
-    """
-    lines = data.split(b"\n", 2)
-    if len(lines) < 2 or not lines[1].lstrip().startswith(b"#"):
-        return None
-    text, codec = decode_param_bytes(lines[1].rstrip(b"\r"))
-    m = _HEADER_LABEL.match(text)
-    if m is None:
-        return None
-    ref = text[m.end():].rstrip()
-    if not ref:
-        return None
-    start = len(lines[0]) + 1 + len(text[: m.end()].encode(codec))
-    return start, start + len(ref.encode(codec)), ref
-
-
-class _Store:
-    """Copies referenced files into one database, caching by source path within one call."""
-
-    def __init__(self, db_root: str, morphology_hint: str | None = None) -> None:
-        self.db_root = os.path.abspath(db_root)
-        self.morphology_hint = morphology_hint
-        self.done: dict[tuple[str, str], str] = {}
-        self.missing: list[MissingReference] = []
-
-    def store(self, category: str, abspath: str, key: str) -> str:
-        """Copy ``abspath`` into ``category``; return its ``reldb://`` reference or raise
-        _Missing."""
-        cache_key = (category, abspath)
-        if cache_key in self.done:
-            return self.done[cache_key]
-        if not os.path.isfile(abspath):
-            raise _Missing("no such file")
-        try:
-            with open(abspath, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise _Missing(f"cannot read: {exc.strerror or exc}") from None
-        if category in ("syn_folder", "con_folder"):
-            data = self._rewrite_header(category, abspath, data, key)
-        digest = hashlib.md5(data).hexdigest()
-        base = os.path.basename(abspath)[: _MAX_NAME - len(digest) - 1]
-        name = f"{digest}_{base}"
-        folder = FOLDER_KEYS[category]
-        put_content_addressed(os.path.join(self.db_root, folder, name), data)
-        ref = reldb_reference(f"{folder}/{name}")
-        self.done[cache_key] = ref
-        return ref
-
-    def _rewrite_header(self, category: str, abspath: str, data: bytes, key: str) -> bytes:
-        found = _header_reference(data)
-        if found is None:
-            return data
-        start, end, ref = found
-        target_category, suffix = (("morphology", ".hoc") if category == "syn_folder"
-                                   else ("syn_folder", ".syn"))
-        candidate = resolve_written(ref, os.path.dirname(abspath))
-        candidates = [candidate]
-        if not os.path.splitext(ref)[1]:
-            candidates.append(candidate + suffix)
-        target = next((c for c in candidates if os.path.isfile(c)), None)
-        hint = self.morphology_hint
-        if target is None and category == "syn_folder" and hint and os.path.isfile(hint):
-            # "corresponding to cell: <name>" names the sim-run's morphology by file name or stem
-            name = os.path.basename(ref.replace("\\", "/"))
-            if name in (os.path.basename(hint), os.path.splitext(os.path.basename(hint))[0]):
-                target = hint
-        header_key = f"{key}[header]"
-        if target is None:
-            # a bare cell name ("corresponding to cell: 86_L5_...") is no file reference
-            if "/" in ref or "\\" in ref or ref.endswith(suffix):
-                self.missing.append(MissingReference(header_key, ref, "no such file"))
-            return data
-        try:
-            stored = self.store(target_category, target, header_key)
-        except _Missing as exc:
-            self.missing.append(MissingReference(header_key, ref, str(exc)))
-            return data
-        return data[:start] + stored.encode("utf-8") + data[end:]
 
 
 def stored_param_path(db_root: str, kind: Kind, md5: str) -> str:
@@ -333,11 +236,12 @@ def store_parameter_file(src_path: str, db_root: str, kind: Kind, verify: bool =
 
 
 def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
-                  morphology_hint: str | None = None, scan: Scanner = scan_param_text
-                  ) -> tuple[Outcome, bool, bool, str | None]:
+                  morphology_hint: str | None = None, scan: Scanner = scan_param_text,
+                  copies: CopyCache | None = None) -> tuple[Outcome, bool, bool, str | None]:
     """:func:`store_parameter_file`, returning ``(outcome, created, parsed, conflict)``: the
     md5's outcome (a rejection is returned, not raised), whether this call wrote the stored
-    copy, whether it parsed the file, and the ``verify`` conflict."""
+    copy, whether it parsed the file, and the ``verify`` conflict. ``copies``: the referenced
+    files earlier calls copied into ``db_root`` in this process (copied again when changed)."""
     if kind not in PARAM_FOLDER:
         raise ValueError(f"kind must be 'neuron' or 'network', not {kind!r}")
     src_path = os.path.abspath(src_path)
@@ -356,16 +260,18 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
         write_outcome(db_root, rejected)
         return rejected, False, True, None
 
-    store = _Store(db_root, morphology_hint)
+    copier = Copier(db_root, morphology_hint, copies)
     replacements: dict[KeyPath, str] = {}
+    references: dict[str, str] = {}
     written: dict[KeyPath, str] = {}
     refs = referenced_files(scanned.value, kind, base_dir=os.path.dirname(src_path))
     for ref in refs:
         try:
-            replacements[ref.key_path] = store.store(ref.category, ref.abspath, ref.key)
+            replacements[ref.key_path] = references[ref.key] = copier.copy(
+                ref.category, ref.abspath, ref.key)
             written[ref.key_path] = ref.path
-        except _Missing as exc:
-            store.missing.append(MissingReference(ref.key, ref.path, str(exc)))
+        except Missing as exc:
+            copier.missing.append(MissingReference(ref.key, ref.path, str(exc)))
     new_text = text
     if replacements:
         spans = _reference_spans(scanned, text, written, src_path)
@@ -377,9 +283,8 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
 
     target = stored_param_path(db_root, kind, digest)
     created = create_once(target, new_data)  # its presence means the copies are there
-    outcome = Outcome(kind=kind, md5=digest,
-                      references={key_string(k): v for k, v in replacements.items()},
-                      written={ref.key: ref.path for ref in refs}, missing=tuple(store.missing))
+    outcome = Outcome(kind=kind, md5=digest, references=references,
+                      written={ref.key: ref.path for ref in refs}, missing=tuple(copier.missing))
     conflict = None
     if not created:
         with open(target, "rb") as fh:
@@ -389,6 +294,6 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
                 log.warning("%s: %s", src_path, conflict)
     if conflict is None:  # the record describes the stored copy; after it, so it never lies
         write_outcome(db_root, outcome)
-    for miss in store.missing:
+    for miss in copier.missing:
         log.info("%s: referenced file missing: %s %s (%s)", src_path, *miss)
     return outcome, created, True, conflict

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simlake.paramcopies import CopyCache
 from simlake.paramfiles import Scanner, store_outcome
 from simlake.paramparse import scan_param_text
 from simlake.paramrecords import MissingReference, Outcome, read_outcome
@@ -73,16 +74,19 @@ def hash_file(item: tuple[str, str]) -> tuple:
 
 class StoreFile:
     """Pass 2 for one ``(kind, path, md5, morphology hint)``: ``(kind, md5, outcome as JSON,
-    error, parsed)``."""
+    error, parsed)``. One instance (a Spark task's copy of it) copies each referenced file once
+    while it is unchanged."""
 
     def __init__(self, db_root: str, scan: Scanner = scan_param_text) -> None:
         self.db_root, self.scan = db_root, scan
+        self.copies = CopyCache()
 
     def __call__(self, item: tuple[Kind, str, str, str | None]) -> tuple:
         kind, path, digest, hint = item
         try:
             outcome, _, parsed, _ = store_outcome(path, self.db_root, kind,
-                                                  morphology_hint=hint, scan=self.scan)
+                                                  morphology_hint=hint, scan=self.scan,
+                                                  copies=self.copies)
         except OSError as exc:
             return kind, digest, None, f"cannot read: {exc.strerror or exc}", False
         except Exception as exc:  # noqa: BLE001 - one bad file is reported, the run goes on
