@@ -624,3 +624,28 @@ def test_remembered_copies_are_made_again_when_their_file_changes(sources, tmp_p
         missing = Outcome.from_json(result[2]).missing
         assert [(m.key, m.path) for m in missing] == [
             (f"network.L{k}.synapses.connectionFile[header]", "/gone/x.hoc")]
+
+
+def test_a_strict_run_stores_what_its_check_prepared_without_parsing_again(sources, tmp_path):
+    """Strict runs store param files in a scratch folder first, and into the database once the
+    folders are known good: the second store copies what the first prepared, no parse; the
+    database then holds what storing there directly gives."""
+    shared = open(sources["network"]).read()
+    evil = "{'network': __import__('os').getcwd()}"
+    networks = [shared, shared.replace('"cellNr": 3', '"cellNr": 4'), evil, shared]
+    folders = _folders(tmp_path, sources, networks, "s")
+    db, scratch, direct = (str(tmp_path / name) for name in ("db", "scratch", "direct"))
+    scans = CountingScan()
+    checked = store_folders(folders, scratch, local_runner, scan=scans, known_in=[db])
+    assert len(scans.calls) == 4  # the neuron file, two network files, the rejected one
+    scans.calls.clear()
+    stored = store_folders(folders, db, local_runner, scan=scans, prepared_in=scratch)
+    assert scans.calls == []
+    assert stored == checked == store_folders(folders, direct, local_runner)
+    assert _tree(db) == _tree(direct) == _tree(scratch)
+    # a prepared md5 whose copies are gone is stored again (parsed), with the same result
+    db2 = str(tmp_path / "db2")
+    shutil.rmtree(os.path.join(scratch, "con_folder"))
+    assert store_folders(folders, db2, local_runner, scan=scans, prepared_in=scratch) == stored
+    assert sorted(map(_md5, scans.calls)) == sorted({_md5(f.network) for f in folders[:2]})
+    assert _tree(db2) == _tree(direct)

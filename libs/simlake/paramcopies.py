@@ -12,13 +12,14 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from simlake.fsutil import put_content_addressed
 from simlake.layout import FOLDER_KEYS
 from simlake.paramparse import decode_param_bytes
 from simlake.paramrecords import MissingReference
-from simlake.paramrefs import reldb_reference, resolve_written
+from simlake.paramrefs import RELDB, reldb_reference, resolve_reference, resolve_written
 
 _MAX_NAME = 255
 #: The category and suffix of the file a header of each category names.
@@ -218,3 +219,22 @@ class Copier:
             return data, None, False
         return (data[:start] + stored.encode("utf-8") + data[end:],
                 _HeaderCopy(target_category, target, stored), True)
+
+
+def copy_stored(src_root: str, db_root: str, refs: Iterable[str]) -> None:
+    """Copy the stored files ``refs`` (``reldb://`` references) of the database folder
+    ``src_root`` into ``db_root`` (the same names: content addressed), with the files their
+    headers reference in turn; raises ``OSError`` if one cannot be read."""
+    with_header = tuple(f"{RELDB}{FOLDER_KEYS[c]}/" for c in _HEADER_TARGET)
+    todo, seen = list(refs), set()
+    while todo:
+        ref = todo.pop()
+        if ref in seen or not ref.startswith(RELDB):
+            continue
+        seen.add(ref)
+        with open(resolve_reference(src_root, ref), "rb") as fh:
+            data = fh.read()
+        put_content_addressed(resolve_reference(db_root, ref), data)
+        found = _header_reference(data) if ref.startswith(with_header) else None
+        if found is not None:
+            todo.append(found[2])

@@ -37,7 +37,7 @@ from typing import Any
 from simlake.errors import SimrunFormatError
 from simlake.fsutil import create_once
 from simlake.layout import FOLDER_KEYS
-from simlake.paramcopies import Copier, CopyCache, Missing
+from simlake.paramcopies import Copier, CopyCache, Missing, copy_stored
 from simlake.paramparse import (
     KeyPath,
     Scanned,
@@ -178,6 +178,32 @@ def known_outcome(db_root: str, kind: Kind, md5: str) -> Outcome | None:
         outcome = _outcome_of_stored_copy(db_root, kind, md5)
         if outcome is not None:
             write_outcome(db_root, outcome)
+    return outcome
+
+
+def take_prepared(prepared_root: str, db_root: str, kind: Kind, md5: str) -> Outcome | None:
+    """The outcome of param file ``kind``/``md5`` in ``db_root``, taken from an earlier store
+    into ``prepared_root`` (a strict run's scratch folder) without parsing: the stored copy and
+    the files it references are copied over, the copy last and the record after it, as a store
+    writes them. None when ``prepared_root`` has no record of it, or lost one of its files (then
+    store it)."""
+    known = known_outcome(db_root, kind, md5)
+    if known is not None:
+        return known
+    outcome = read_outcome(prepared_root, kind, md5)
+    if outcome is None:
+        return None
+    if outcome.rejected is None:
+        try:
+            copy_stored(prepared_root, db_root, outcome.references.values())
+            with open(stored_param_path(prepared_root, kind, md5), "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            log.info("%s: prepared param file %s/%s incomplete (%s); storing it again",
+                     prepared_root, kind, md5, exc)
+            return None
+        create_once(stored_param_path(db_root, kind, md5), data)
+    write_outcome(db_root, outcome)
     return outcome
 
 
