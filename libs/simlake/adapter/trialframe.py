@@ -46,12 +46,16 @@ class FrameParts:
     label: str
     spec: Any
 
-    def frame(self, partitions: tuple[Partition, ...] | None = None) -> dd.DataFrame:
-        """The plain dask frame of these parts (``partitions`` in place of the own ones):
-        what ``dd.from_map`` builds, without its copy of the meta."""
-        expr = _FromMapKnownMeta(self.read, [list(partitions or self.partitions)], None, [],
-                                 {"spec": self.spec}, False, self.meta, False, self.divisions,
-                                 f"read-{self.label}")
+    def frame(self, partitions: tuple[Partition, ...] | None = None, columns: Any = None
+              ) -> dd.DataFrame | dd.Series:
+        """The plain dask frame of these parts (``partitions`` in place of the own ones; only
+        ``columns``, a list, or one label for a series): what ``dd.from_map`` builds (and dask
+        makes of a projection of it), without its copy of the meta."""
+        one = columns is not None and not isinstance(columns, list)
+        expr = _FromMapKnownMeta(self.read, [list(partitions or self.partitions)],
+                                 [columns] if one else columns, [], {"spec": self.spec}, False,
+                                 self.meta, False, self.divisions, f"read-{self.label}", None,
+                                 one)
         return new_collection(expr)
 
 
@@ -97,8 +101,8 @@ class _RowGroupLoc:
         if wanted is None:
             return None
         parts = self._parts
-        frame = parts.frame(tuple(self._narrow(p, wanted) for p in parts.partitions))
-        return frame if self._columns is None else frame[self._columns]
+        return parts.frame(tuple(self._narrow(p, wanted) for p in parts.partitions),
+                           self._columns)
 
     def _narrow(self, p: Partition, wanted: tuple) -> Partition:
         kind, a, b = wanted
@@ -126,8 +130,7 @@ class TrialFrame(_RowGroupLoc, dd.DataFrame):
 
     def __init__(self, parts: FrameParts, cache: FileInfoCache | None = None,
                  columns: list | None = None) -> None:
-        frame = parts.frame()
-        dd.DataFrame.__init__(self, (frame if columns is None else frame[columns]).expr)
+        dd.DataFrame.__init__(self, parts.frame(None, columns).expr)
         self._bind(parts, cache, columns)
 
     def __reduce__(self) -> tuple:
@@ -145,7 +148,7 @@ class TrialSeries(_RowGroupLoc, dd.Series):
     """One column of a :class:`TrialFrame`, with its ``loc``."""
 
     def __init__(self, parts: FrameParts, cache: FileInfoCache | None, column: Any) -> None:
-        dd.Series.__init__(self, parts.frame()[column].expr)
+        dd.Series.__init__(self, parts.frame(None, column).expr)
         self._bind(parts, cache, column)
 
     def __reduce__(self) -> tuple:
