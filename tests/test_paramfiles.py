@@ -649,3 +649,23 @@ def test_a_strict_run_stores_what_its_check_prepared_without_parsing_again(sourc
     assert store_folders(folders, db2, local_runner, scan=scans, prepared_in=scratch) == stored
     assert sorted(map(_md5, scans.calls)) == sorted({_md5(f.network) for f in folders[:2]})
     assert _tree(db2) == _tree(direct)
+
+
+def test_a_record_read_back_from_the_stored_copy_gives_way_to_the_stores_own(sources):
+    """Between a store's copy and its record, another store of the same md5 describes the
+    copy and records that (it cannot know the paths as written): the parsing store's record
+    then replaces it, never the other way round."""
+    from simlake.paramfiles import known_outcome
+    from simlake.paramrecords import read_outcome, record_path, write_outcome
+
+    db = sources["db"]
+    stored = store_parameter_file(sources["network"], db, "network")
+    full = read_outcome(db, "network", stored.md5)
+    os.remove(record_path(db, "network", stored.md5))  # the first store, before its record
+    derived = known_outcome(db, "network", stored.md5)  # the second store, meanwhile
+    assert derived is not None and derived.derived and not full.derived
+    assert derived.references == full.references and derived.written != full.written
+    assert write_outcome(db, full)  # the first store's record lands after all
+    assert read_outcome(db, "network", stored.md5) == full
+    assert not write_outcome(db, derived)
+    assert read_outcome(db, "network", stored.md5) == full

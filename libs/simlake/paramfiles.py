@@ -167,7 +167,7 @@ def _outcome_of_stored_copy(db_root: str, kind: Kind, digest: str) -> Outcome | 
                       else "missing when the param file was first stored")
             missing.append(MissingReference(ref.key, ref.path, reason))
     return Outcome(kind=kind, md5=digest, references=references, written=written,
-                   missing=tuple(missing))
+                   missing=tuple(missing), derived=True)
 
 
 def known_outcome(db_root: str, kind: Kind, md5: str) -> Outcome | None:
