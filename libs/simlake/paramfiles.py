@@ -289,15 +289,18 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
     copier = Copier(db_root, morphology_hint, copies)
     replacements: dict[KeyPath, str] = {}
     references: dict[str, str] = {}
-    written: dict[KeyPath, str] = {}
+    written: dict[KeyPath, str] = {}  # of the references replaced
+    as_written: dict[str, str] = {}  # of all
     refs = referenced_files(scanned.value, kind, base_dir=os.path.dirname(src_path))
     for ref in refs:
+        key = ref.key
+        as_written[key] = ref.path
         try:
-            replacements[ref.key_path] = references[ref.key] = copier.copy(
-                ref.category, ref.abspath, ref.key)
+            replacements[ref.key_path] = references[key] = copier.copy(
+                ref.category, ref.abspath, key)
             written[ref.key_path] = ref.path
         except Missing as exc:
-            copier.missing.append(MissingReference(ref.key, ref.path, str(exc)))
+            copier.missing.append(MissingReference(key, ref.path, str(exc)))
     new_text = text
     if replacements:
         spans = _reference_spans(scanned, text, written, src_path)
@@ -310,7 +313,7 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
     target = stored_param_path(db_root, kind, digest)
     created = create_once(target, new_data)  # its presence means the copies are there
     outcome = Outcome(kind=kind, md5=digest, references=references,
-                      written={ref.key: ref.path for ref in refs}, missing=tuple(copier.missing))
+                      written=as_written, missing=tuple(copier.missing))
     conflict = None
     if not created:
         with open(target, "rb") as fh:

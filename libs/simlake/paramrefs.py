@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 Kind = Literal["neuron", "network"]
@@ -27,8 +26,11 @@ REFERENCE_LIST_KEY = "recordingSites"
 def key_string(key_path: Iterable[Any]) -> str:
     """``("network", "L2", "synapses", "distributionFile")`` -> ``network.L2.synapses...``;
     list indices as ``[i]``."""
+    parts = tuple(key_path)
+    if all(type(part) is str for part in parts):  # a network file's 556: one join each
+        return ".".join(parts)
     out = ""
-    for part in key_path:
+    for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -51,9 +53,10 @@ class Reference:
     abspath: str
     category: str
 
-    @cached_property
+    @property
     def key(self) -> str:
-        """The key path as one dotted string."""
+        """The key path as one dotted string (not cached: Python 3.11's cached_property takes
+        a lock, dearer than the join of a network file's key paths)."""
         return key_string(self.key_path)
 
 
