@@ -431,9 +431,9 @@ class CountingScan:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, text: str, path: str, locate: bool = False):
+    def __call__(self, text: str, path: str, locate: bool = False, exact: bool = True):
         self.calls.append(path)
-        return scan_param_text(text, path, locate=locate)
+        return scan_param_text(text, path, locate=locate, exact=exact)
 
 
 def _folders(tmp_path, sources, networks: list[str], tag: str) -> list[FolderFiles]:
@@ -533,7 +533,7 @@ def test_an_md5_known_in_another_database_is_not_stored_again(sources, tmp_path)
 
 
 def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_path):
-    def broken(text, path, locate=False):
+    def broken(text, path, locate=False, exact=True):
         raise RuntimeError("boom\nsecond line")
 
     folders = _folders(tmp_path, sources, [open(sources["network"]).read()] * 2, "u")

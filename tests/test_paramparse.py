@@ -254,3 +254,37 @@ def test_plain_parser_leaves_references_it_cannot_place(text):
     scanned = scan_param_text(text, "p", locate=True)  # the split parser places them
     assert repr(scanned.value) == repr(ast.literal_eval(text))
     assert isinstance(scanned.locations, paramjson.TaggedLocations)
+
+
+def _same_but_floats_as_text(rough, exact) -> bool:
+    """``rough`` is ``exact`` with every float given as a text that reads as that float."""
+    if isinstance(exact, float):
+        return isinstance(rough, str) and float(rough) == exact
+    if isinstance(exact, dict):
+        return isinstance(rough, dict) and list(rough) == list(exact) and all(
+            _same_but_floats_as_text(rough[k], exact[k]) for k in exact)
+    if isinstance(exact, (list, tuple)):
+        return type(rough) is type(exact) and len(rough) == len(exact) and all(
+            _same_but_floats_as_text(r, e) for r, e in zip(rough, exact, strict=True))
+    return type(rough) is type(exact) and rough == exact
+
+
+@pytest.mark.parametrize("style", ["12g", "repr"])
+def test_an_inexact_scan_leaves_floats_as_text_and_locates_the_same_literals(style):
+    """What storing asks for: the same references at the same places, the numbers unread."""
+    text = "# sweep point 3\n" + _network_text(40, style)
+    expected = ast.literal_eval(text)
+    rough = scan_param_text(text, "net.param", locate=True, exact=False)
+    assert isinstance(rough.locations, paramjson.SpanTable)
+    assert _same_but_floats_as_text(rough.value, expected)
+    exact = scan_param_text(text, "net.param", locate=True)
+    for celltype in expected["network"]:
+        for key in ("distributionFile", "connectionFile"):
+            key_path = ("network", celltype, "synapses", key)
+            assert rough.locations.span(key_path) == exact.locations.span(key_path)
+    # a float where a reference belongs is no reference: left to the exact parsers
+    odd = '{"network": {"L2": {"synapses": {"distributionFile": 1.5}}}}'
+    assert paramjson.plain_scan(odd, locate=True, exact=False) is None
+    assert scan_param_text(odd, "p", locate=True, exact=False).value == ast.literal_eval(odd)
+    with pytest.raises(SimrunFormatError, match="not a plain literal"):
+        scan_param_text('{"a": [1.5][0]}', "p", locate=True, exact=False)

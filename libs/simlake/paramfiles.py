@@ -61,7 +61,7 @@ from simlake.paramrefs import (  # noqa: F401 - Reference, resolve_reference: th
 
 log = logging.getLogger(__name__)
 
-Scanner = Callable[..., Scanned]  # scan_param_text(text, path, locate=...)
+Scanner = Callable[..., Scanned]  # scan_param_text(text, path, locate=..., exact=...)
 
 
 #: Managed folder of the stored param files of each kind ("cell" = neuron).
@@ -280,7 +280,8 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
             return outcome, False, False, None
     text, codec = decode_param_bytes(data)
     try:
-        scanned = scan(text, src_path, locate=True)
+        # the value serves to find the references: its numbers may stay text
+        scanned = scan(text, src_path, locate=True, exact=False)
     except SimrunFormatError as exc:
         rejected = Outcome(kind=kind, md5=digest, rejected=exc.reason)
         write_outcome(db_root, rejected)

@@ -140,9 +140,11 @@ _REFERENCE_ENTRY = re.compile(
 _PLAIN_TRAILING_COMMA = re.compile(r",(?<=[^\s\[{(,:],)(?=\s*+[}\]])")
 
 
-def plain_scan(text: str, locate: bool) -> Scanned | None:
+def plain_scan(text: str, locate: bool, exact: bool = True) -> Scanned | None:
     """The value (and with ``locate`` its reference literals) of a plain text (see the module
-    docstring), or None when the text is not plain or not a dict literal."""
+    docstring), or None when the text is not plain or not a dict literal. Not ``exact``: its
+    floats are left as their text (a third of the time; the grammar is checked all the
+    same)."""
     if _PLAIN.fullmatch(text) is None:
         return None
     original = text
@@ -186,7 +188,8 @@ def plain_scan(text: str, locate: bool) -> Scanned | None:
         return obj
 
     try:
-        value = json.JSONDecoder(object_hook=hook, strict=False).decode(text)
+        value = json.JSONDecoder(object_hook=hook, strict=False,
+                                 parse_float=float if exact else str).decode(text)
     except (ValueError, RecursionError):
         return None
     if not isinstance(value, dict) or (one_item and _GROUPING.search(coded)):
@@ -201,12 +204,15 @@ def _restore_literals(value: dict, literals: list[tuple[int, int]], text: str
                       ) -> dict[KeyPath, tuple[int, int]] | None:
     """Put the value of each tagged literal (a plain one: no escapes) back in its place in
     ``value``; ``key path -> span`` of each, or None when a tag is not at a reference's place
-    (a duplicate key dropped it, or a reference key elsewhere: the other parser reads those)."""
+    (a duplicate key dropped it, or a reference key elsewhere: the other parser reads those) or
+    a reference's place holds another string (a float left as text)."""
     spans: dict[KeyPath, tuple[int, int]] = {}
     for kind in ("neuron", "network"):
         for key_path, container, key, _ in reference_slots(value, kind):
             tag = container[key]
-            if type(tag) is str and tag[:1] == _TAG and isinstance(container, dict):
+            if type(tag) is str:
+                if tag[:1] != _TAG or not isinstance(container, dict):
+                    return None
                 begin, end = literals[int(tag[1:])]
                 container[key] = text[begin + 1:end - 1]
                 spans[key_path] = (begin, end)
