@@ -12,9 +12,14 @@ e.g. ``-61.4607218758``, and ``repr``'s 16-17 digits), and prints:
   fast parser locating the reference literals (what storing needs);
 - the cost per sim-run folder of storing param files through ``simlake.paramstore`` in one
   process: folders sharing one md5 (the common case: one md5 and no parse each), and folders
-  with distinct network files (a parameter sweep: each one parsed, rewritten and stored).
+  with distinct network files (a parameter sweep: each one parsed, rewritten and stored);
+- the same on a tree of ``simlake synth --profile real --network-params distinct`` (``--tree-runs``
+  folders, 1 trial each): its network file parsed alone (md5, ``ast``, the parser), and the
+  whole per-file path of storing the sweep (md5, parse, references, copies, write, record), in
+  ms per distinct network file.
 
     .venv/bin/python benchmarks/param_bench.py [--celltypes 278] [--folders 100] [--repeat 7]
+                                               [--tree-runs 40]
 
 Each figure is the best of ``--repeat`` runs, in CPU seconds of this process (the machine is
 shared: wall time there measures the other jobs as much as this one; on an idle core the two
@@ -24,6 +29,8 @@ agree). Parsing and storing are single-threaded.
 from __future__ import annotations
 
 import argparse
+import glob
+import hashlib
 import os
 import random
 import sys
@@ -31,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from simlake import paramparse, paramstore
+from simlake import paramfiles, paramparse, paramstore
 
 PRE = ["L1", "L2", "L34", "L4py", "L4sp", "L4ss", "L5st", "L5tt", "L6cc", "L6ccinv", "L6ct",
        "VPM", "L23Trans", "L45Sym", "L45Peak", "L56Trans", "SymLocal1", "SymLocal2", "SymLocal3",
@@ -134,14 +141,78 @@ def folders_of(root: str, texts: list[str]) -> list[paramstore.FolderFiles]:
     return out
 
 
+def synth_tree_figures(root: str, runs: int, repeat: int) -> None:
+    """Figures of the real-shaped sweep of ``simlake synth`` (see the module docstring)."""
+    from simlake import synth
+
+    raw = os.path.join(root, "synth-real")
+    synth.generate_tree(raw, runs=runs, trials=1, times=50, profile="real",
+                        network_params="distinct")
+    folders = []
+    for network in sorted(glob.glob(os.path.join(raw, "**", "*_network_model.param"),
+                                    recursive=True)):
+        if "_running" in network:
+            continue
+        neuron = glob.glob(os.path.join(os.path.dirname(network), "*_neuron_model.param"))
+        folders.append(paramstore.FolderFiles(os.path.dirname(network),
+                                              neuron[0] if neuron else None, network))
+    with open(folders[0].network or "", "rb") as fh:
+        data = fh.read()
+    text, mb = data.decode("utf-8"), len(data) / 1e6
+    md5 = best(lambda: hashlib.md5(data).hexdigest(), repeat)
+    old = best(lambda: paramparse.ast_parse_param_text(text, "bench"), max(2, repeat // 3))
+    loc = best(lambda: paramparse.scan_param_text(text, "bench", locate=True), repeat)
+    try:  # what storing asks for: the references, the numbers left as text
+        rough = best(lambda: paramparse.scan_param_text(text, "bench", locate=True,
+                                                        exact=False), repeat)
+    except TypeError:  # a version without it
+        rough = loc
+    print(f"synth real network file: {mb * 1e3:.0f} KB; md5 {md5 * 1e3:.2f} ms; ast "
+          f"{old * 1e3:.1f} ms ({mb / old:.1f} MB/s); parser, locating references "
+          f"{loc * 1e3:.1f} ms ({mb / loc:.1f} MB/s); the same as storing parses "
+          f"(numbers left as text) {rough * 1e3:.1f} ms ({mb / rough:.1f} MB/s)")
+    n = len({f.network for f in folders})
+    per_file = []
+    for k in range(max(2, repeat // 3)):
+        db = os.path.join(root, f"synth-db-{k}")
+        start = time.process_time()
+        results = paramstore.store_folders(folders, db)
+        per_file.append((time.process_time() - start) / n)
+        assert all(r.hash_network for r in results), results[0]
+    print(f"synth real sweep, {len(folders)} folders, {n} distinct network files "
+          f"({mb * 1e3:.0f} KB): store_folders {min(per_file) * 1e3:.1f} ms per distinct file "
+          f"(best of {len(per_file)}; {mb / min(per_file):.1f} MB/s), all folders' files "
+          "included")
+    # the executors' part for one network file: pass 1 (md5) and pass 2 (StoreFile: md5,
+    # parse, references, copies, rewrite, write, record), one StoreFile for all (= a task)
+    morphology = paramfiles.store_parameter_file(folders[0].neuron or "", os.path.join(
+        root, "hint-db"), "neuron").sources.get("neuron.filename")
+    items = [(f.network, hashlib.md5(open(f.network or "", "rb").read()).hexdigest())
+             for f in folders]
+    per_item = []
+    for k in range(max(2, repeat // 3)):
+        store = paramstore.StoreFile(os.path.join(root, f"item-db-{k}"))
+        start = time.process_time()
+        for path, digest in items:
+            paramstore.hash_file(("network", path))
+            store(("network", path, digest, morphology))
+        per_item.append((time.process_time() - start) / len(items))
+    print(f"synth real sweep, one network file on an executor (md5 pass, then store: md5, "
+          f"parse, references, copies, rewrite, write, record): {min(per_item) * 1e3:.1f} ms "
+          f"per file ({mb / min(per_item):.1f} MB/s), of which parsing {rough * 1e3:.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--celltypes", type=int, default=278)
     ap.add_argument("--folders", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--tree-runs", type=int, default=40)
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="param-bench-") as root:
+        if args.tree_runs:
+            synth_tree_figures(root, args.tree_runs, args.repeat)
         anatomy = write_anatomy(root)
         for style in ("12g", "repr"):
             text = network_text(args.celltypes, anatomy, style=style)

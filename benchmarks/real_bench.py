@@ -264,6 +264,18 @@ def bench_loc(args) -> dict:
         say(f"(c) db[{key!r}].loc[sti].compute(): {loc_ms:.1f} ms (max {1000 * max(per_trial):.1f})"
             f" {verdict(loc_ms, TARGETS[target])}  [{load()}]")
         out[key] = {"frame_ms": 1000 * frame_s, "loc_ms": loc_ms}
+        # a few columns (scalars of the activations, 10 time points of the traces), selected
+        # before and after loc
+        cols = (["synapse_type", "synapse_ID"] if key == "synapse_activation"
+                else list(frame.columns[:10]))
+        for form, select in (("db[key][cols].loc[sti]", lambda f, s, c=cols: f[c].loc[s]),
+                             ("db[key].loc[sti][cols]", lambda f, s, c=cols: f.loc[s][c])):
+            per_trial = [timed(lambda s=s, f=frame, g=select: g(f, s).compute(), args.repeat)
+                         for s in picks]
+            ms = 1000 * statistics.median(per_trial)
+            say(f"(c) {form.replace('key', repr(key))}.compute(), {len(cols)} columns: "
+                f"{ms:.1f} ms (max {1000 * max(per_trial):.1f})  [{load()}]")
+            out[key][form] = ms
     return out
 
 

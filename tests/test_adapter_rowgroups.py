@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 from collections import Counter
+from dataclasses import replace
 
 import dask.dataframe as dd
 import numpy as np
@@ -226,3 +227,68 @@ def test_activation_frame_sizes_itself_from_footers(db, expected, counting):
         footer_read = min(os.path.getsize(f.path),
                           max(64 * 1024, pq.ParquetFile(f.path).metadata.serialized_size + 8))
         assert counting.counts[f.path] <= 2 * footer_read
+
+
+def _column_selections(frame: TrialFrame, sti: str, cols: list) -> dict[str, object]:
+    """The ways to select columns of one trial: before ``loc``, after it, inside it, and one
+    column as a series."""
+    return {"frame[cols].loc[sti]": frame[cols].loc[sti],
+            "frame.loc[sti][cols]": frame.loc[sti][cols],
+            "frame.loc[sti, cols]": frame.loc[sti, cols],
+            "frame[col].loc[sti]": frame[cols[0]].loc[sti],
+            "frame.loc[[sti]][col]": frame.loc[[sti]][cols[0]]}
+
+
+def _want(want: pd.DataFrame, sti: str, cols: list, form: str) -> pd.DataFrame | pd.Series:
+    return want.loc[[sti], cols[0]] if "[col]" in form else want.loc[[sti], cols]
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_column_selection_keeps_reading_only_the_trials_row_group(db, corpus, expected,
+                                                                     counting, where):
+    sti = _picks(corpus)[where]
+    want = expected["voltage_traces"]
+    cols = list(want.columns[[3, 7, 11]])
+    for form, selected in _column_selections(db["voltage_traces"], sti, cols).items():
+        counting.counts.clear()
+        got = selected.compute()
+        if isinstance(got, pd.Series):
+            pd.testing.assert_series_equal(got, _want(want, sti, cols, form), check_exact=True)
+        else:
+            _assert_same(got, _want(want, sti, cols, form))
+        (path,) = counting.counts  # one data file, and of it the footer and one row group
+        md = pq.ParquetFile(path).metadata
+        rg = md.row_group(_holding(path, sti)[0])
+        group_bytes = sum(rg.column(j).total_compressed_size for j in range(rg.num_columns))
+        budget = 2 * (64 * 1024 + md.serialized_size) + group_bytes
+        assert counting.counts[path] <= budget < os.path.getsize(path) / 2, form
+
+
+def test_a_column_selection_reads_only_those_columns_of_the_trials_row_group(db, corpus,
+                                                                             expected):
+    """Scalar columns of synapse activations need no activation times: each partition read
+    is asked for those columns of the row groups holding the trial."""
+    frame = db["synapse_activation"]
+    reads: list[tuple] = []
+
+    def read(partition, columns=None, *, spec):  # the real read, with what it was asked
+        reads.append((columns, [(f.path, g) for f, g in zip(partition.files,
+                                                            partition.row_groups or (),
+                                                            strict=True) if g]))
+        return frame._parts.read(partition, columns, spec=spec)
+
+    watched = TrialFrame(replace(frame._parts, read=read))
+    want = expected["synapse_activation"]
+    sti = _picks(corpus)["middle of a file"]
+    cols = ["synapse_type", "soma_distance"]
+    holding = [(f.path, tuple(_holding(f.path, sti))) for f in _files(db, "synapse_activation")]
+    for form, selected in _column_selections(watched, sti, cols).items():
+        reads.clear()
+        got = selected.compute()
+        if isinstance(got, pd.Series):
+            pd.testing.assert_series_equal(got, _want(want, sti, cols, form), check_exact=True)
+        else:
+            _assert_same(got, _want(want, sti, cols, form))
+        asked = [c for c, groups in reads if groups]
+        assert asked and all(c in (cols, cols[:1]) for c in asked), (form, reads)
+        assert [g for _, groups in reads for g in groups] == [h for h in holding if h[1]], form

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import shutil
 
 import pytest
 
+from simlake import paramstore
 from simlake.errors import SimrunFormatError
 from simlake.paramfiles import (
     md5_file,
@@ -18,7 +20,9 @@ from simlake.paramfiles import (
     resolve_reference,
     store_parameter_file,
 )
+from simlake.paramjson import SpanTable
 from simlake.paramparse import scan_param_text
+from simlake.paramrecords import Outcome
 from simlake.paramstore import FolderFiles, local_runner, store_folders
 
 NEURON_TEXT = """# a neuron model; "quotes" and 'quotes' in a comment, and a { brace
@@ -427,9 +431,9 @@ class CountingScan:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, text: str, path: str, locate: bool = False):
+    def __call__(self, text: str, path: str, locate: bool = False, exact: bool = True):
         self.calls.append(path)
-        return scan_param_text(text, path, locate=locate)
+        return scan_param_text(text, path, locate=locate, exact=exact)
 
 
 def _folders(tmp_path, sources, networks: list[str], tag: str) -> list[FolderFiles]:
@@ -529,7 +533,7 @@ def test_an_md5_known_in_another_database_is_not_stored_again(sources, tmp_path)
 
 
 def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_path):
-    def broken(text, path, locate=False):
+    def broken(text, path, locate=False, exact=True):
         raise RuntimeError("boom\nsecond line")
 
     folders = _folders(tmp_path, sources, [open(sources["network"]).read()] * 2, "u")
@@ -537,3 +541,131 @@ def test_an_unexpected_failure_is_one_folder_line_not_a_failed_run(sources, tmp_
     for f, result in zip(folders, results, strict=True):
         assert (result.hash_neuron, result.hash_network) == (None, None)
         assert (f.network, "network_param", "RuntimeError: boom second line") in result.rejections
+
+
+# -- real-shaped sweeps ------------------------------------------------------------------------
+
+
+def _real_sweep(tmp_path, runs: int) -> list[FolderFiles]:
+    """The sim-run folders of a ``simlake synth --profile real`` parameter sweep (every folder
+    its own ~350 KB network file, all naming one .syn and one .con)."""
+    from simlake import synth
+
+    report = synth.generate_tree(tmp_path / "raw", runs=runs, trials=1, times=20,
+                                 profile="real", network_params="distinct")
+    folders = []
+    for f in report.folders:
+        folder = os.path.join(report.root, f.sim_run)
+        names = os.listdir(folder)
+        neuron = [n for n in names if n.endswith("_neuron_model.param")]
+        network = [n for n in names if n.endswith("_network_model.param")]
+        folders.append(FolderFiles(f.sim_run, os.path.join(folder, neuron[0]),
+                                   os.path.join(folder, network[0])))
+    return folders
+
+
+def test_a_real_shaped_sweep_is_stored_as_ast_reads_it(tmp_path):
+    """Each stored network copy is its source as ``ast.literal_eval`` reads it with only the
+    references changed, and the files are the ones each param file stored alone gives."""
+    folders = _real_sweep(tmp_path, 3)
+    assert len({_md5(f.network) for f in folders}) == 3
+    db, alone = str(tmp_path / "db"), str(tmp_path / "alone")
+    results = store_folders(folders, db, local_runner)
+    for f, result in zip(folders, results, strict=True):
+        assert result.hash_network == _md5(f.network) and not result.rejections
+        with open(f.network) as fh:
+            text = fh.read()
+        source = ast.literal_eval(text.lstrip())
+        # the plain parser took it (the fast path real files take)
+        assert isinstance(scan_param_text(text, f.network, locate=True).locations, SpanTable)
+        stored_path = os.path.join(db, "parameterfiles_network_folder", result.hash_network)
+        with open(stored_path) as fh:
+            copy = ast.literal_eval(fh.read().lstrip())
+        assert len(source["network"]) >= 200
+        for celltype, cfg in source["network"].items():
+            for key, folder in (("distributionFile", "syn_folder"),
+                                ("connectionFile", "con_folder")):
+                ref = copy["network"][celltype]["synapses"][key]
+                assert ref.startswith(f"reldb://{folder}/")
+                assert open(_isf_resolve(db, ref), "rb").read()[-2000:] == \
+                    open(cfg["synapses"][key], "rb").read()[-2000:]
+                cfg["synapses"][key] = ref
+        assert repr(copy) == repr(source)
+        # the same bytes as storing each file alone, with no copy remembered between files
+        store_parameter_file(f.neuron, alone, "neuron")
+        hint = store_parameter_file(f.neuron, alone, "neuron").sources["neuron.filename"]
+        store_parameter_file(f.network, alone, "network", morphology_hint=hint)
+    assert _tree(db) == _tree(alone)
+
+
+def test_remembered_copies_are_made_again_when_their_file_changes(sources, tmp_path):
+    """Within one store, a .syn named by many network files is copied once; a .syn that
+    changes in between, and a header naming a missing file, come out as without memory."""
+    gone_hoc = tmp_path / "gone.syn"
+    gone_hoc.write_text("# Synapse distribution file\n# corresponding to cell: /gone/x.hoc\n"
+                        "# x\n\nL2\t0\t0.5\n")
+    texts = [f'{{"network": {{"L{k}": {{"synapses": {{"distributionFile": "{sources["syn"]}", '
+             f'"connectionFile": "{gone_hoc}"}}}}}}}}' for k in range(3)]
+    folders = _folders(tmp_path, sources, texts, "c")
+    store_file = paramstore.StoreFile(str(tmp_path / "db"))
+    first = store_file(("network", folders[0].network, _md5(folders[0].network), None))
+    with open(sources["syn"], "a") as fh:  # a new line: another size
+        fh.write("L3\t0\t0.25\n")
+    second = store_file(("network", folders[1].network, _md5(folders[1].network), None))
+    third = store_file(("network", folders[2].network, _md5(folders[2].network), None))
+    refs = [Outcome.from_json(r[2]).references for r in (first, second, third)]
+    syn_refs = [next(v for k, v in r.items() if k.endswith("distributionFile")) for r in refs]
+    assert syn_refs[0] != syn_refs[1] == syn_refs[2]
+    copies = [open(resolve_reference(str(tmp_path / "db"), r)).read().splitlines()
+              for r in syn_refs[:2]]
+    assert copies[0][2:] + ["L3\t0\t0.25"] == copies[1][2:] == \
+        open(sources["syn"]).read().splitlines()[2:]
+    for k, result in enumerate((first, second, third)):
+        missing = Outcome.from_json(result[2]).missing
+        assert [(m.key, m.path) for m in missing] == [
+            (f"network.L{k}.synapses.connectionFile[header]", "/gone/x.hoc")]
+
+
+def test_a_strict_run_stores_what_its_check_prepared_without_parsing_again(sources, tmp_path):
+    """Strict runs store param files in a scratch folder first, and into the database once the
+    folders are known good: the second store copies what the first prepared, no parse; the
+    database then holds what storing there directly gives."""
+    shared = open(sources["network"]).read()
+    evil = "{'network': __import__('os').getcwd()}"
+    networks = [shared, shared.replace('"cellNr": 3', '"cellNr": 4'), evil, shared]
+    folders = _folders(tmp_path, sources, networks, "s")
+    db, scratch, direct = (str(tmp_path / name) for name in ("db", "scratch", "direct"))
+    scans = CountingScan()
+    checked = store_folders(folders, scratch, local_runner, scan=scans, known_in=[db])
+    assert len(scans.calls) == 4  # the neuron file, two network files, the rejected one
+    scans.calls.clear()
+    stored = store_folders(folders, db, local_runner, scan=scans, prepared_in=scratch)
+    assert scans.calls == []
+    assert stored == checked == store_folders(folders, direct, local_runner)
+    assert _tree(db) == _tree(direct) == _tree(scratch)
+    # a prepared md5 whose copies are gone is stored again (parsed), with the same result
+    db2 = str(tmp_path / "db2")
+    shutil.rmtree(os.path.join(scratch, "con_folder"))
+    assert store_folders(folders, db2, local_runner, scan=scans, prepared_in=scratch) == stored
+    assert sorted(map(_md5, scans.calls)) == sorted({_md5(f.network) for f in folders[:2]})
+    assert _tree(db2) == _tree(direct)
+
+
+def test_a_record_read_back_from_the_stored_copy_gives_way_to_the_stores_own(sources):
+    """Between a store's copy and its record, another store of the same md5 describes the
+    copy and records that (it cannot know the paths as written): the parsing store's record
+    then replaces it, never the other way round."""
+    from simlake.paramfiles import known_outcome
+    from simlake.paramrecords import read_outcome, record_path, write_outcome
+
+    db = sources["db"]
+    stored = store_parameter_file(sources["network"], db, "network")
+    full = read_outcome(db, "network", stored.md5)
+    os.remove(record_path(db, "network", stored.md5))  # the first store, before its record
+    derived = known_outcome(db, "network", stored.md5)  # the second store, meanwhile
+    assert derived is not None and derived.derived and not full.derived
+    assert derived.references == full.references and derived.written != full.written
+    assert write_outcome(db, full)  # the first store's record lands after all
+    assert read_outcome(db, "network", stored.md5) == full
+    assert not write_outcome(db, derived)
+    assert read_outcome(db, "network", stored.md5) == full

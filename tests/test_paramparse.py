@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from simlake import paramparse
+from simlake import paramjson
 from simlake.errors import SimrunFormatError
 from simlake.paramparse import parse_param_text, rewrite_param_text, scan_param_text
 
@@ -59,8 +59,9 @@ def test_fast_parser_agrees_with_literal_eval_on_real_shaped_texts(style):
         text = _dict(rng, 0, style)
         got = parse_param_text(text, "gen.param")
         assert repr(got) == repr(ast.literal_eval(text)), text
-        taken += paramparse._fast_scan(text, locate=False) is not None
-    assert taken == 300  # the fast path read them all, not the ast fallback
+        taken += (paramjson.plain_scan(text, locate=False) is not None
+                  or paramjson.split_scan(text, locate=False) is not None)
+    assert taken == 300  # the fast parsers read them all, not the ast fallback
 
 
 def _network_text(n: int, style: str) -> str:
@@ -87,12 +88,13 @@ def _network_text(n: int, style: str) -> str:
 
 
 @pytest.mark.parametrize("style", ["12g", "repr"])
-def test_network_file_parses_and_its_references_are_located(style):
-    text = _network_text(60, style)
+@pytest.mark.parametrize("comment", ["", "# a network ('quoted', True) # twice\n"])
+def test_network_file_parses_and_its_references_are_located(style, comment):
+    text = comment + _network_text(60, style)
     expected = ast.literal_eval(text)
     scanned = scan_param_text(text, "net.param", locate=True)
     assert repr(scanned.value) == repr(expected)
-    assert scanned.locations is not None  # the fast path
+    assert isinstance(scanned.locations, paramjson.SpanTable)  # the plain parser took it
     for celltype, cfg in expected["network"].items():
         for key in ("distributionFile", "connectionFile"):
             begin, end = scanned.locations.span(("network", celltype, "synapses", key))
@@ -127,13 +129,65 @@ def test_edge_cases_agree_with_literal_eval(text):
     assert repr(parse_param_text(text, "e.param")) == repr(ast.literal_eval(body))
 
 
+def _plain_value(rng: random.Random, depth: int, quote: str) -> str:
+    """A value of a text the plain parser takes: literals hold no quote, backslash, "#",
+    parenthesis, True/False/None or comma before a closing bracket."""
+    pick = rng.random()
+    if depth > 3 or pick < 0.5:
+        word = rng.choice(["/gpfs/x/cell.syn", "PSTH", "a, b", "[x]", "{y}", "Tru e", "Nine",
+                           "tab\there", "ü", ""])
+        return rng.choice([_number(rng, "repr"), _number(rng, "12g"), "True", "False", "None",
+                           quote + word + quote])
+    if pick < 0.65:
+        items = [_plain_value(rng, depth + 1, quote) for _ in range(rng.randint(0, 5))]
+        return "[" + ", ".join(items) + rng.choice(["", ","]) * bool(items) + "]"
+    if pick < 0.8:  # tuples of scalars ("((" or "([" with a one-item tuple: left to others)
+        items = [_plain_value(rng, 9, quote) for _ in range(rng.choice([0, 1, 2, 3]))]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else rng.choice(["", ","]) *
+                                         bool(items)) + ")"
+    return _plain_dict(rng, depth + 1, quote)
+
+
+def _plain_dict(rng: random.Random, depth: int, quote: str) -> str:
+    pad = "  " * depth
+    lines = [f"{pad}  {quote}k{k}{quote}: {_plain_value(rng, depth, quote)},"
+             + rng.choice(["", "", "  # (a 'comment', \"True\")"]) + "\n"
+             for k in range(rng.randint(0, 5))]
+    return "{\n" + "".join(lines) + pad + "}"
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_plain_parser_takes_plain_texts_and_agrees_with_literal_eval(quote):
+    rng = random.Random(11)
+    for _ in range(300):
+        text = rng.choice(["", "\ufeff", "# head\n"]) + _plain_dict(rng, 0, quote)
+        scanned = paramjson.plain_scan(text, locate=False)
+        assert scanned is not None, text
+        assert repr(scanned.value) == repr(ast.literal_eval(text.lstrip("\ufeff"))), text
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": "x (y)"}', '{"a": "TrueColor", "b": "isNone"}', '{"a": "p, ]", "b": "q,}"}',
+    '{"a": "#1"}', '{"a": "it\'s"}', '{"a": \'say "x"\'}', '{"a": "x\\ty"}', '{"a": 1, \'b\': 2}',
+    '{"a": x}', '{"a": (1)}', '{"a": ((1, 2))}', '{"a": ([1],)}', '{"a": [1][0]}',
+    '{"a": 1 + 2}', '{"a": 1,\r"b": 2}', '{"a": NaN}', '{"a": "\x02"}', '{"a": "\x03"}',
+])
+def test_plain_parser_leaves_what_it_cannot_prove(text):
+    """Literals with what the plain transformations would touch, both quote kinds, escapes,
+    names, groupings, subscripts, odd line ends and the marker characters: not taken (the
+    other parsers read or reject them)."""
+    assert paramjson.plain_scan(text, locate=False) is None
+    assert paramjson.plain_scan(text, locate=True) is None
+
+
 @pytest.mark.parametrize("text", [
     '{"a": true}', '{"a": false}', '{"a": null}', '{"a": NaN}', '{"a": Infinity}',
     '{"a": -Infinity}', '{"a": [,]}', '{"a": (,)}', '{"a": [1,,]}', '{"a": {,}}', '{"a": 1,,}',
     '{"a": 1 2}', '{"a": [1 2]}', '{"a": "x"\n"b": 2}', '{"a": x}', '{"a": True()}',
     '{"a": None.x}', '{"a": "s".upper()}', '{"a": [1]}[0]', '{"a": 1} + {}', '{"a": 1}\n{}',
     '["a"]', '("a",)', '{"a": 1', '{"a": 1e}', '{"a": 01}',
-    '{"a": f"{1}"}', '{"a": b"x"}.decode()',
+    '{"a": f"{1}"}', '{"a": b"x"}.decode()', '{"a": [1][0]}', '{"a": 1 + 2}', '{"a": ~1}',
+    '{"a": (1)(2)}', '{"a": 1 < 2}', '{"a": (1, 2)[0]}', '{"a": {"b": 1}["b"]}',
 ])
 def test_non_literals_are_rejected_with_one_line(text):
     try:
@@ -187,3 +241,50 @@ def test_rewrite_replaces_exactly_the_literal_at_the_key_path(text, key_path):
                 if a != b)
     assert "reldb://morphology/x.hoc" in rewritten[head - 1: len(rewritten) - tail + 1]
     assert len(rewritten) - tail - head <= len('"reldb://morphology/x.hoc"')
+
+
+@pytest.mark.parametrize("text", [
+    '{"n": {"filename": "a"}, "neuron": {"filename": "b"}}',  # a reference key elsewhere
+    '{"neuron": {"filename": "a", "filename": "b"}}',  # a duplicate key dropped a literal
+    '{"sim": {"recordingSites": ["/a"]}}',  # list entries
+])
+def test_plain_parser_leaves_references_it_cannot_place(text):
+    assert paramjson.plain_scan(text, locate=False) is not None
+    assert paramjson.plain_scan(text, locate=True) is None
+    scanned = scan_param_text(text, "p", locate=True)  # the split parser places them
+    assert repr(scanned.value) == repr(ast.literal_eval(text))
+    assert isinstance(scanned.locations, paramjson.TaggedLocations)
+
+
+def _same_but_floats_as_text(rough, exact) -> bool:
+    """``rough`` is ``exact`` with every float given as a text that reads as that float."""
+    if isinstance(exact, float):
+        return isinstance(rough, str) and float(rough) == exact
+    if isinstance(exact, dict):
+        return isinstance(rough, dict) and list(rough) == list(exact) and all(
+            _same_but_floats_as_text(rough[k], exact[k]) for k in exact)
+    if isinstance(exact, (list, tuple)):
+        return type(rough) is type(exact) and len(rough) == len(exact) and all(
+            _same_but_floats_as_text(r, e) for r, e in zip(rough, exact, strict=True))
+    return type(rough) is type(exact) and rough == exact
+
+
+@pytest.mark.parametrize("style", ["12g", "repr"])
+def test_an_inexact_scan_leaves_floats_as_text_and_locates_the_same_literals(style):
+    """What storing asks for: the same references at the same places, the numbers unread."""
+    text = "# sweep point 3\n" + _network_text(40, style)
+    expected = ast.literal_eval(text)
+    rough = scan_param_text(text, "net.param", locate=True, exact=False)
+    assert isinstance(rough.locations, paramjson.SpanTable)
+    assert _same_but_floats_as_text(rough.value, expected)
+    exact = scan_param_text(text, "net.param", locate=True)
+    for celltype in expected["network"]:
+        for key in ("distributionFile", "connectionFile"):
+            key_path = ("network", celltype, "synapses", key)
+            assert rough.locations.span(key_path) == exact.locations.span(key_path)
+    # a float where a reference belongs is no reference: left to the exact parsers
+    odd = '{"network": {"L2": {"synapses": {"distributionFile": 1.5}}}}'
+    assert paramjson.plain_scan(odd, locate=True, exact=False) is None
+    assert scan_param_text(odd, "p", locate=True, exact=False).value == ast.literal_eval(odd)
+    with pytest.raises(SimrunFormatError, match="not a plain literal"):
+        scan_param_text('{"a": [1.5][0]}', "p", locate=True, exact=False)

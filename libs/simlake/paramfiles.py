@@ -30,14 +30,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from simlake.errors import SimrunFormatError
-from simlake.fsutil import create_once, put_content_addressed
+from simlake.fsutil import create_once
 from simlake.layout import FOLDER_KEYS
+from simlake.paramcopies import Copier, CopyCache, Missing, copy_stored
 from simlake.paramparse import (
     KeyPath,
     Scanned,
@@ -54,16 +54,14 @@ from simlake.paramrefs import (  # noqa: F401 - Reference, resolve_reference: th
     Kind,
     Reference,
     is_stored_reference,
-    key_string,
     referenced_files,
-    reldb_reference,
     resolve_reference,
     resolve_written,
 )
 
 log = logging.getLogger(__name__)
 
-Scanner = Callable[..., Scanned]  # scan_param_text(text, path, locate=...)
+Scanner = Callable[..., Scanned]  # scan_param_text(text, path, locate=..., exact=...)
 
 
 #: Managed folder of the stored param files of each kind ("cell" = neuron).
@@ -71,8 +69,6 @@ PARAM_FOLDER: dict[str, str] = {
     "neuron": FOLDER_KEYS["parameterfiles_cell_folder"],
     "network": FOLDER_KEYS["parameterfiles_network_folder"],
 }
-
-_MAX_NAME = 255
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,99 +143,6 @@ def stored_for(outcome: Outcome, src_path: str, created: bool = False, parsed: b
         sources={key: resolved[path] for key, path in outcome.written.items()})
 
 
-class _Missing(Exception):
-    pass
-
-
-# "# <label>: <reference>"; a label never starts a path ("C:\", "reldb://")
-_HEADER_LABEL = re.compile(r"^\s*#\s*(?:[^:/\\]*:(?![/\\])\s*)?")
-
-
-def _header_reference(data: bytes) -> tuple[int, int, str] | None:
-    """Byte span and text of the file reference on the 2nd header line of a .syn/.con file.
-
-    The line is ``# <label>: <reference>`` (``# corresponding to cell: <name>``) or
-    ``# <reference>``.
-    """
-    lines = data.split(b"\n", 2)
-    if len(lines) < 2 or not lines[1].lstrip().startswith(b"#"):
-        return None
-    text, codec = decode_param_bytes(lines[1].rstrip(b"\r"))
-    m = _HEADER_LABEL.match(text)
-    if m is None:
-        return None
-    ref = text[m.end():].rstrip()
-    if not ref:
-        return None
-    start = len(lines[0]) + 1 + len(text[: m.end()].encode(codec))
-    return start, start + len(ref.encode(codec)), ref
-
-
-class _Store:
-    """Copies referenced files into one database, caching by source path within one call."""
-
-    def __init__(self, db_root: str, morphology_hint: str | None = None) -> None:
-        self.db_root = os.path.abspath(db_root)
-        self.morphology_hint = morphology_hint
-        self.done: dict[tuple[str, str], str] = {}
-        self.missing: list[MissingReference] = []
-
-    def store(self, category: str, abspath: str, key: str) -> str:
-        """Copy ``abspath`` into ``category``; return its ``reldb://`` reference or raise
-        _Missing."""
-        cache_key = (category, abspath)
-        if cache_key in self.done:
-            return self.done[cache_key]
-        if not os.path.isfile(abspath):
-            raise _Missing("no such file")
-        try:
-            with open(abspath, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise _Missing(f"cannot read: {exc.strerror or exc}") from None
-        if category in ("syn_folder", "con_folder"):
-            data = self._rewrite_header(category, abspath, data, key)
-        digest = hashlib.md5(data).hexdigest()
-        base = os.path.basename(abspath)[: _MAX_NAME - len(digest) - 1]
-        name = f"{digest}_{base}"
-        folder = FOLDER_KEYS[category]
-        put_content_addressed(os.path.join(self.db_root, folder, name), data)
-        ref = reldb_reference(f"{folder}/{name}")
-        self.done[cache_key] = ref
-        return ref
-
-    def _rewrite_header(self, category: str, abspath: str, data: bytes, key: str) -> bytes:
-        found = _header_reference(data)
-        if found is None:
-            return data
-        start, end, ref = found
-        target_category, suffix = (("morphology", ".hoc") if category == "syn_folder"
-                                   else ("syn_folder", ".syn"))
-        candidate = resolve_written(ref, os.path.dirname(abspath))
-        candidates = [candidate]
-        if not os.path.splitext(ref)[1]:
-            candidates.append(candidate + suffix)
-        target = next((c for c in candidates if os.path.isfile(c)), None)
-        hint = self.morphology_hint
-        if target is None and category == "syn_folder" and hint and os.path.isfile(hint):
-            # "corresponding to cell: <name>" names the sim-run's morphology by file name or stem
-            name = os.path.basename(ref.replace("\\", "/"))
-            if name in (os.path.basename(hint), os.path.splitext(os.path.basename(hint))[0]):
-                target = hint
-        header_key = f"{key}[header]"
-        if target is None:
-            # a bare cell name ("corresponding to cell: 86_L5_...") is no file reference
-            if "/" in ref or "\\" in ref or ref.endswith(suffix):
-                self.missing.append(MissingReference(header_key, ref, "no such file"))
-            return data
-        try:
-            stored = self.store(target_category, target, header_key)
-        except _Missing as exc:
-            self.missing.append(MissingReference(header_key, ref, str(exc)))
-            return data
-        return data[:start] + stored.encode("utf-8") + data[end:]
-
-
 def stored_param_path(db_root: str, kind: Kind, md5: str) -> str:
     """Absolute path of the stored param file of ``kind`` with hash ``md5``."""
     return os.path.join(os.path.abspath(db_root), PARAM_FOLDER[kind], md5)
@@ -264,7 +167,7 @@ def _outcome_of_stored_copy(db_root: str, kind: Kind, digest: str) -> Outcome | 
                       else "missing when the param file was first stored")
             missing.append(MissingReference(ref.key, ref.path, reason))
     return Outcome(kind=kind, md5=digest, references=references, written=written,
-                   missing=tuple(missing))
+                   missing=tuple(missing), derived=True)
 
 
 def known_outcome(db_root: str, kind: Kind, md5: str) -> Outcome | None:
@@ -275,6 +178,32 @@ def known_outcome(db_root: str, kind: Kind, md5: str) -> Outcome | None:
         outcome = _outcome_of_stored_copy(db_root, kind, md5)
         if outcome is not None:
             write_outcome(db_root, outcome)
+    return outcome
+
+
+def take_prepared(prepared_root: str, db_root: str, kind: Kind, md5: str) -> Outcome | None:
+    """The outcome of param file ``kind``/``md5`` in ``db_root``, taken from an earlier store
+    into ``prepared_root`` (a strict run's scratch folder) without parsing: the stored copy and
+    the files it references are copied over, the copy last and the record after it, as a store
+    writes them. None when ``prepared_root`` has no record of it, or lost one of its files (then
+    store it)."""
+    known = known_outcome(db_root, kind, md5)
+    if known is not None:
+        return known
+    outcome = read_outcome(prepared_root, kind, md5)
+    if outcome is None:
+        return None
+    if outcome.rejected is None:
+        try:
+            copy_stored(prepared_root, db_root, outcome.references.values())
+            with open(stored_param_path(prepared_root, kind, md5), "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            log.info("%s: prepared param file %s/%s incomplete (%s); storing it again",
+                     prepared_root, kind, md5, exc)
+            return None
+        create_once(stored_param_path(db_root, kind, md5), data)
+    write_outcome(db_root, outcome)
     return outcome
 
 
@@ -333,11 +262,12 @@ def store_parameter_file(src_path: str, db_root: str, kind: Kind, verify: bool =
 
 
 def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
-                  morphology_hint: str | None = None, scan: Scanner = scan_param_text
-                  ) -> tuple[Outcome, bool, bool, str | None]:
+                  morphology_hint: str | None = None, scan: Scanner = scan_param_text,
+                  copies: CopyCache | None = None) -> tuple[Outcome, bool, bool, str | None]:
     """:func:`store_parameter_file`, returning ``(outcome, created, parsed, conflict)``: the
     md5's outcome (a rejection is returned, not raised), whether this call wrote the stored
-    copy, whether it parsed the file, and the ``verify`` conflict."""
+    copy, whether it parsed the file, and the ``verify`` conflict. ``copies``: the referenced
+    files earlier calls copied into ``db_root`` in this process (copied again when changed)."""
     if kind not in PARAM_FOLDER:
         raise ValueError(f"kind must be 'neuron' or 'network', not {kind!r}")
     src_path = os.path.abspath(src_path)
@@ -350,22 +280,28 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
             return outcome, False, False, None
     text, codec = decode_param_bytes(data)
     try:
-        scanned = scan(text, src_path, locate=True)
+        # the value serves to find the references: its numbers may stay text
+        scanned = scan(text, src_path, locate=True, exact=False)
     except SimrunFormatError as exc:
         rejected = Outcome(kind=kind, md5=digest, rejected=exc.reason)
         write_outcome(db_root, rejected)
         return rejected, False, True, None
 
-    store = _Store(db_root, morphology_hint)
+    copier = Copier(db_root, morphology_hint, copies)
     replacements: dict[KeyPath, str] = {}
-    written: dict[KeyPath, str] = {}
+    references: dict[str, str] = {}
+    written: dict[KeyPath, str] = {}  # of the references replaced
+    as_written: dict[str, str] = {}  # of all
     refs = referenced_files(scanned.value, kind, base_dir=os.path.dirname(src_path))
     for ref in refs:
+        key = ref.key
+        as_written[key] = ref.path
         try:
-            replacements[ref.key_path] = store.store(ref.category, ref.abspath, ref.key)
+            replacements[ref.key_path] = references[key] = copier.copy(
+                ref.category, ref.abspath, key)
             written[ref.key_path] = ref.path
-        except _Missing as exc:
-            store.missing.append(MissingReference(ref.key, ref.path, str(exc)))
+        except Missing as exc:
+            copier.missing.append(MissingReference(key, ref.path, str(exc)))
     new_text = text
     if replacements:
         spans = _reference_spans(scanned, text, written, src_path)
@@ -377,9 +313,8 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
 
     target = stored_param_path(db_root, kind, digest)
     created = create_once(target, new_data)  # its presence means the copies are there
-    outcome = Outcome(kind=kind, md5=digest,
-                      references={key_string(k): v for k, v in replacements.items()},
-                      written={ref.key: ref.path for ref in refs}, missing=tuple(store.missing))
+    outcome = Outcome(kind=kind, md5=digest, references=references,
+                      written=as_written, missing=tuple(copier.missing))
     conflict = None
     if not created:
         with open(target, "rb") as fh:
@@ -389,6 +324,6 @@ def store_outcome(src_path: str, db_root: str, kind: Kind, verify: bool = False,
                 log.warning("%s: %s", src_path, conflict)
     if conflict is None:  # the record describes the stored copy; after it, so it never lies
         write_outcome(db_root, outcome)
-    for miss in store.missing:
+    for miss in copier.missing:
         log.info("%s: referenced file missing: %s %s (%s)", src_path, *miss)
     return outcome, created, True, conflict

@@ -5,7 +5,9 @@ md5 gave (its references as written and as stored, the references that could not
 the reason it was rejected). Every later sim-run folder holding a file with that md5 reuses it:
 one md5, no parse. A record is written after the stored copy it describes (first writer wins),
 so a record never names a copy that is not there; a stored copy without a record (a database
-of an older simlake version, or a writer killed in between) is described again from the copy.
+of an older simlake version, a writer killed in between, or one that has not got to it yet) is
+described again from the copy, and that record gives way to the one of a store that parsed
+the file (which also knows the references as written).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from simlake.fsutil import create_once
+from simlake.fsutil import atomic_write_bytes, create_once
 
 RECORDS_DIR = "_simlake_paramfiles"
 #: Bumped when the parser accepts more, so that older rejections are not trusted.
@@ -38,7 +40,8 @@ class Outcome:
     path -> the path as written in the original file (every reference, stored or missing; empty
     for references of a copy stored by an older simlake, whose originals are unknown);
     ``missing``: references left as they were; ``rejected``: one-line reason when the file is
-    not a param dict literal (then nothing was stored).
+    not a param dict literal (then nothing was stored); ``derived``: read back from a stored
+    copy, not from storing the file.
     """
 
     kind: str
@@ -47,12 +50,16 @@ class Outcome:
     written: dict[str, str] = field(default_factory=dict)
     missing: tuple[MissingReference, ...] = ()
     rejected: str | None = None
+    derived: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The record's JSON document."""
-        return {"kind": self.kind, "md5": self.md5, "parser": PARSER_VERSION,
-                "references": self.references, "written": self.written,
-                "missing": [list(m) for m in self.missing], "rejected": self.rejected}
+        doc = {"kind": self.kind, "md5": self.md5, "parser": PARSER_VERSION,
+               "references": self.references, "written": self.written,
+               "missing": [list(m) for m in self.missing], "rejected": self.rejected}
+        if self.derived:
+            doc["derived"] = True
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Outcome:
@@ -60,7 +67,7 @@ class Outcome:
         return cls(kind=doc["kind"], md5=doc["md5"], references=dict(doc["references"]),
                    written=dict(doc["written"]),
                    missing=tuple(MissingReference(*m) for m in doc["missing"]),
-                   rejected=doc.get("rejected"))
+                   rejected=doc.get("rejected"), derived=bool(doc.get("derived", False)))
 
 
 def record_path(db_root: str, kind: str, md5: str) -> str:
@@ -83,8 +90,17 @@ def read_outcome(db_root: str, kind: str, md5: str) -> Outcome | None:
 
 
 def write_outcome(db_root: str, outcome: Outcome) -> bool:
-    """Record ``outcome`` unless a record exists (first writer wins); True if written."""
+    """Record ``outcome`` unless a record exists (first writer wins; but a record derived from
+    the stored copy gives way to one that is not); True if written."""
     path = record_path(db_root, outcome.kind, outcome.md5)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     data = json.dumps(outcome.to_json(), sort_keys=True, ensure_ascii=False).encode("utf-8")
-    return create_once(path, data)
+    if create_once(path, data):
+        return True
+    if outcome.derived:
+        return False
+    existing = read_outcome(db_root, outcome.kind, outcome.md5)
+    if existing is None or not existing.derived:
+        return False
+    atomic_write_bytes(path, data)  # writers of equal records may race: either one lands
+    return True

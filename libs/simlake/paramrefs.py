@@ -8,9 +8,8 @@ database root), or, written by older simlake versions, by plain db-relative path
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 Kind = Literal["neuron", "network"]
@@ -18,7 +17,7 @@ KeyPath = tuple[Any, ...]
 
 #: ISF's scheme for a path relative to the database root (``data_base.dbopen``).
 RELDB = "reldb://"
-#: The last key of every reference's key path (see :func:`referenced_files`) ...
+#: The last key of every reference's key path (see :func:`reference_slots`) ...
 REFERENCE_KEYS = ("filename", "distributionFile", "connectionFile")
 #: ... and the key whose list entries are references.
 REFERENCE_LIST_KEY = "recordingSites"
@@ -27,8 +26,11 @@ REFERENCE_LIST_KEY = "recordingSites"
 def key_string(key_path: Iterable[Any]) -> str:
     """``("network", "L2", "synapses", "distributionFile")`` -> ``network.L2.synapses...``;
     list indices as ``[i]``."""
+    parts = tuple(key_path)
+    if all(type(part) is str for part in parts):  # a network file's 556: one join each
+        return ".".join(parts)
     out = ""
-    for part in key_path:
+    for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -51,9 +53,10 @@ class Reference:
     abspath: str
     category: str
 
-    @cached_property
+    @property
     def key(self) -> str:
-        """The key path as one dotted string."""
+        """The key path as one dotted string (not cached: Python 3.11's cached_property takes
+        a lock, dearer than the join of a network file's key paths)."""
         return key_string(self.key_path)
 
 
@@ -65,44 +68,58 @@ def resolve_written(path: str, base_dir: str | None) -> str:
     return os.path.normpath(os.path.join(base_dir if base_dir is not None else os.getcwd(), path))
 
 
-def referenced_files(params: Mapping, kind: Kind, base_dir: str | None = None) -> list[Reference]:
-    """The file references of a parsed param dict of ``kind`` ``"neuron"`` or ``"network"``.
+def reference_slots(params: Mapping, kind: Kind) -> Iterator[tuple[KeyPath, Any, Any, str]]:
+    """Every place where a parsed param dict of ``kind`` holds a file reference, present or
+    not yet checked: ``(key path, container, key or index, category)``, with the value at
+    ``container[key]`` (any type).
 
-    neuron: ``neuron.filename`` (morphology) and each entry of ``sim.recordingSites``
-    (recsites_folder); network: ``network.<celltype>.synapses.distributionFile`` (syn_folder) and
-    ``...connectionFile`` (con_folder). Relative paths are resolved against ``base_dir`` (default:
-    the current directory). Absent keys and non-string values are skipped.
+    neuron: ``neuron.filename`` (morphology) and ``sim.recordingSites``, each entry of it when it
+    is a list or tuple (recsites_folder); network: ``network.<celltype>.synapses.distributionFile``
+    (syn_folder) and ``...connectionFile`` (con_folder).
     """
-    if kind not in ("neuron", "network"):
-        raise ValueError(f"kind must be 'neuron' or 'network', not {kind!r}")
-    refs: list[Reference] = []
-
-    def add(key_path: KeyPath, value: Any, category: str) -> None:
-        if isinstance(value, str) and value.strip():
-            refs.append(Reference(key_path, value, resolve_written(value, base_dir), category))
-
     if kind == "neuron":
         neuron = params.get("neuron")
-        if isinstance(neuron, Mapping):
-            add(("neuron", "filename"), neuron.get("filename"), "morphology")
+        if isinstance(neuron, Mapping) and "filename" in neuron:
+            yield ("neuron", "filename"), neuron, "filename", "morphology"
         sim = params.get("sim")
-        if isinstance(sim, Mapping):
-            sites = sim.get("recordingSites")
-            if isinstance(sites, str):
-                add(("sim", "recordingSites"), sites, "recsites_folder")
-            elif isinstance(sites, (list, tuple)):
-                for i, site in enumerate(sites):
-                    add(("sim", "recordingSites", i), site, "recsites_folder")
-    else:
+        if isinstance(sim, Mapping) and REFERENCE_LIST_KEY in sim:
+            sites = sim[REFERENCE_LIST_KEY]
+            if isinstance(sites, (list, tuple)):
+                for i in range(len(sites)):
+                    yield ("sim", REFERENCE_LIST_KEY, i), sites, i, "recsites_folder"
+            else:
+                yield ("sim", REFERENCE_LIST_KEY), sim, REFERENCE_LIST_KEY, "recsites_folder"
+    elif kind == "network":
         network = params.get("network")
         if isinstance(network, Mapping):
             for celltype, cfg in network.items():
                 syn = cfg.get("synapses") if isinstance(cfg, Mapping) else None
                 if not isinstance(syn, Mapping):
                     continue
-                base = ("network", celltype, "synapses")
-                add(base + ("distributionFile",), syn.get("distributionFile"), "syn_folder")
-                add(base + ("connectionFile",), syn.get("connectionFile"), "con_folder")
+                for key, category in (("distributionFile", "syn_folder"),
+                                      ("connectionFile", "con_folder")):
+                    if key in syn:
+                        yield ("network", celltype, "synapses", key), syn, key, category
+    else:
+        raise ValueError(f"kind must be 'neuron' or 'network', not {kind!r}")
+
+
+def referenced_files(params: Mapping, kind: Kind, base_dir: str | None = None) -> list[Reference]:
+    """The file references of a parsed param dict of ``kind`` ``"neuron"`` or ``"network"``
+    (the string values at the places :func:`reference_slots` lists).
+
+    Relative paths are resolved against ``base_dir`` (default: the current directory). Absent
+    keys, empty strings and non-string values are skipped.
+    """
+    refs: list[Reference] = []
+    resolved: dict[str, str] = {}  # a network file names one .syn and one .con many times
+    for key_path, container, key, category in reference_slots(params, kind):
+        value = container[key]
+        if isinstance(value, str) and value.strip():
+            abspath = resolved.get(value)
+            if abspath is None:
+                abspath = resolved[value] = resolve_written(value, base_dir)
+            refs.append(Reference(key_path, value, abspath, category))
     return refs
 
 

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simlake.paramfiles import Scanner, store_outcome
+from simlake.paramcopies import CopyCache
+from simlake.paramfiles import Scanner, store_outcome, take_prepared
 from simlake.paramparse import scan_param_text
 from simlake.paramrecords import MissingReference, Outcome, read_outcome
 from simlake.paramrefs import Kind, resolve_written
@@ -73,16 +74,25 @@ def hash_file(item: tuple[str, str]) -> tuple:
 
 class StoreFile:
     """Pass 2 for one ``(kind, path, md5, morphology hint)``: ``(kind, md5, outcome as JSON,
-    error, parsed)``."""
+    error, parsed)``. One instance (a Spark task's copy of it) copies each referenced file once
+    while it is unchanged. An md5 that a store into ``prepared_in`` recorded is taken from there
+    (no parse)."""
 
-    def __init__(self, db_root: str, scan: Scanner = scan_param_text) -> None:
-        self.db_root, self.scan = db_root, scan
+    def __init__(self, db_root: str, scan: Scanner = scan_param_text,
+                 prepared_in: str | None = None) -> None:
+        self.db_root, self.scan, self.prepared_in = db_root, scan, prepared_in
+        self.copies = CopyCache()
 
     def __call__(self, item: tuple[Kind, str, str, str | None]) -> tuple:
         kind, path, digest, hint = item
         try:
+            prepared = (take_prepared(self.prepared_in, self.db_root, kind, digest)
+                        if self.prepared_in else None)
+            if prepared is not None:
+                return kind, digest, prepared.to_json(), None, False
             outcome, _, parsed, _ = store_outcome(path, self.db_root, kind,
-                                                  morphology_hint=hint, scan=self.scan)
+                                                  morphology_hint=hint, scan=self.scan,
+                                                  copies=self.copies)
         except OSError as exc:
             return kind, digest, None, f"cannot read: {exc.strerror or exc}", False
         except Exception as exc:  # noqa: BLE001 - one bad file is reported, the run goes on
@@ -114,13 +124,15 @@ def _hint(outcome: Outcome | None, neuron_path: str | None) -> str | None:
 
 
 def store_folders(folders: Sequence[FolderFiles], db_root: str, run: Runner = local_runner,
-                  scan: Scanner = scan_param_text, known_in: Sequence[str] = ()
-                  ) -> list[FolderParams]:
+                  scan: Scanner = scan_param_text, known_in: Sequence[str] = (),
+                  prepared_in: str | None = None) -> list[FolderParams]:
     """Store the param files of ``folders`` in ``db_root``, each distinct md5 once; returns
     one :class:`FolderParams` per folder, in order. ``run(fn, items)`` applies ``fn`` to every
     item (anywhere: the functions are picklable); ``scan`` is the parser. An md5 recorded in
     one of the databases ``known_in`` (checked after ``db_root``) takes that outcome, stored
-    nowhere else (a strict run checks its param files in a scratch folder)."""
+    nowhere else (a strict run checks its param files in a scratch folder). An md5 that an
+    earlier call stored into the folder ``prepared_in`` (that scratch folder, once the strict
+    run's folders are known good) is copied from there with its files: parsed once in all."""
     files = [(kind, f.path(kind)) for f in folders for kind in KINDS if f.path(kind)]
     hashed: dict[tuple[str, str], tuple[str | None, str | None]] = {}
     outcomes: dict[tuple[str, str], Outcome] = {}
@@ -153,7 +165,8 @@ def store_folders(folders: Sequence[FolderFiles], db_root: str, run: Runner = lo
         return items
 
     def store(items: list[tuple]) -> None:
-        for kind, digest, doc, error, _ in run(StoreFile(db_root, scan), items) if items else []:
+        store_file = StoreFile(db_root, scan, prepared_in)
+        for kind, digest, doc, error, _ in run(store_file, items) if items else []:
             if doc is not None:
                 outcomes[kind, digest] = Outcome.from_json(doc)
             else:
