@@ -232,7 +232,7 @@ def ingest_batch(spark: SparkSession, opts: IngestOptions, folders: list[SimRunF
             raise
         rows = commit_decoded(spark, opts, decoded.files, decision, checkpoint, number)
         rows, late_rejections = _complete(spark, opts, folders, run_id, state, decoded,
-                                          decision, rows, steps, also_log)
+                                          decision, rows, steps, also_log, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _remove_empty(os.path.join(opts.db_path, SCRATCH_DIR))
@@ -249,8 +249,8 @@ def _trials(decoded: Decoded, decision: Decision) -> int:
 
 def _complete(spark: SparkSession, opts: IngestOptions, folders: list[SimRunFolder],
               run_id: str, state: DatabaseState, decoded: Decoded, decision: Decision,
-              rows: dict[str, int], steps: _Steps, also_log: Sequence[Rejection]
-              ) -> tuple[dict[str, int], tuple[Rejection, ...]]:
+              rows: dict[str, int], steps: _Steps, also_log: Sequence[Rejection],
+              scratch: str) -> tuple[dict[str, int], tuple[Rejection, ...]]:
     """Everything after the decoded tables' commits (``simlake.spark.complete``); returns the
     rows written per table and the rejections found on the way (param files stored now)."""
     db, wanted, good_runs = opts.db_path, opts.tables(), decision.good_runs
@@ -262,7 +262,8 @@ def _complete(spark: SparkSession, opts: IngestOptions, folders: list[SimRunFold
             steps.done(key)
     late: tuple[Rejection, ...] = ()
     if "parameterfiles" in wanted:
-        params = decoded.params or store_param_files(spark, db, decision.good)
+        params = decoded.params or store_param_files(  # strict: take the scratch check's
+            spark, db, decision.good, prepared_in=scratch)
         seen = set(decoded.rejections)
         late = tuple(r for r in params.rejections if r not in seen)
         rows["parameterfiles"] = complete.write_parameterfiles(

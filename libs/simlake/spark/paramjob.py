@@ -27,10 +27,12 @@ class StoredParams:
 
 
 def store_param_files(spark: SparkSession, db: str, folders: Sequence[SimRunFolder],
-                      known_in: str | None = None) -> StoredParams:
+                      known_in: str | None = None, prepared_in: str | None = None
+                      ) -> StoredParams:
     """Store the folders' param files in ``db``, each distinct md5 once. An md5 whose outcome
     the database ``known_in`` recorded (strict mode's real database, while ``db`` is its
-    scratch folder) is not stored again."""
+    scratch folder) is not stored again; one stored in the scratch folder ``prepared_in``
+    (strict mode, once the folders are known good) is copied from there, not parsed again."""
     from simlake import paramstore
 
     items = [paramstore.FolderFiles(
@@ -48,7 +50,8 @@ def store_param_files(spark: SparkSession, db: str, folders: Sequence[SimRunFold
         return sc.parallelize(work, slices).mapPartitions(task).collect()
 
     stored = paramstore.store_folders(items, db, on_executors,
-                                      known_in=[known_in] if known_in and known_in != db else [])
+                                      known_in=[known_in] if known_in and known_in != db else [],
+                                      prepared_in=prepared_in)
     rejections = tuple(Rejection(path, r.sim_run, kind, reason)
                        for r in stored for path, kind, reason in r.rejections)
     return StoredParams({r.sim_run: {"sim_run": r.sim_run, "path_neuron": r.path_neuron,
