@@ -155,7 +155,7 @@ class _Missing(Exception):
 _HEADER_LABEL = re.compile(r"^\s*#\s*(?:[^:/\\]*:(?![/\\])\s*)?")
 
 
-def _header_reference(data: bytes) -> tuple[int, int, str] | None:
+def header_reference(data: bytes) -> tuple[int, int, str] | None:
     """Byte span and text of the file reference on the 2nd header line of a .syn/.con file.
 
     The line is ``# <label>: <reference>`` (``# corresponding to cell: <name>``) or
@@ -209,7 +209,7 @@ class _Store:
         return ref
 
     def _rewrite_header(self, category: str, abspath: str, data: bytes, key: str) -> bytes:
-        found = _header_reference(data)
+        found = header_reference(data)
         if found is None:
             return data
         start, end, ref = found
