@@ -62,8 +62,12 @@ _CAUSES: tuple[Callable[[str], str | None], ...] = (
     _regex(r"java\.lang\.OutOfMemoryError: ([^\n]*)",
            "out of memory in the JVM ({0}); give Spark more memory (spark.driver.memory / "
            "spark.executor.memory in the profile) or lower --target-task-mb"),
-    _regex(r"\bMemoryError\b", "out of memory in a Python worker decoding raw files; lower "
-           "--target-task-mb or give the machine more memory"),
+    _regex(r"TaskOutOfMemory: (out of memory in a Python worker [^\n]*)",
+           "{0}; nothing of the batch was committed: give the Python workers more memory "
+           "(spark.executor.pyspark.memory, or the machine) or lower --target-task-mb, then "
+           "rerun"),
+    _regex(r"\b(?:Arrow)?MemoryError\b", "out of memory in a Python worker decoding raw "
+           "files; lower --target-task-mb or give the machine more memory"),
     _regex(r"ExecutorLostFailure \(([^\n]*?)\)|Lost executor \S+ on [^\n]*",
            "a Spark executor was lost while the run was working; nothing of the batch was "
            "committed, rerun the ingest"),
