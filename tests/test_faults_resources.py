@@ -84,3 +84,60 @@ def test_python_worker_out_of_memory_names_the_file(spark, tmp_path):
     assert sorted(again.folders_new) == sorted(f.sim_run for f in small[1:] + big)
     assert not again.rejections
     cmp.assert_matches_reference(db, cmp.expected_tables(raw))
+
+
+def _newer_jdk() -> str | None:
+    """A JDK on this machine too new for Spark 4.0 (Java 23 or newer), if there is one."""
+    from simlake.preflight import TOO_NEW_JAVA, java_major
+
+    base = "/usr/lib/jvm"
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        java = os.path.join(base, name, "bin", "java")
+        if not os.path.isfile(java):
+            continue
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+        major = java_major(done.stderr + done.stdout)
+        if major is not None and major >= TOO_NEW_JAVA:
+            return os.path.join(base, name)
+    return None
+
+
+NEWER_JDK = _newer_jdk()
+needs_newer_jdk = pytest.mark.skipif(NEWER_JDK is None, reason="no JDK 23+ on this machine")
+
+
+@needs_newer_jdk
+def test_java_too_new_refused_before_spark_then_rerun_completes(spark, tmp_path):
+    """JAVA_HOME pointing at a real JDK 23+ (Spark 4.0's Hadoop login fails there): one line
+    naming the Java and its version, exit 1, no table; the rerun with Java 17 completes."""
+    raw = synth.generate_tree(str(tmp_path / "raw"), runs=1, trials=2, times=500, synapses=20,
+                              cells=10, seed=3).root
+    db = str(tmp_path / "db")
+    code, out, err = _cli([raw, db, "--profile", "test"], env={"JAVA_HOME": NEWER_JDK})
+    assert code == job.EXIT_FAILED and out == [] and len(err) == 1, (out, err)
+    assert err[0].startswith(f"simlake ingest: {NEWER_JDK}/bin/java: Java "), err
+    assert "(from JAVA_HOME) is too new for Spark 4.0" in err[0]
+    assert "set JAVA_HOME to Java 17 or 21" in err[0]
+    assert not any(os.path.isdir(os.path.join(db, k)) for k in cmp.KEYS)
+    again = ingest(spark, IngestOptions(raw, db))
+    assert len(again.folders_new) == 1
+    cmp.assert_matches_reference(db, cmp.expected_tables(raw))
+
+
+@needs_newer_jdk
+def test_java_too_new_named_when_spark_starts_on_it(tmp_path):
+    """Where no pre-check runs (spark-submit starts the JVM itself), the JVM's own failure on
+    a JDK 23+ is named: PySpark's session started for real on it, its output read as the
+    ingest reads the run log."""
+    from simlake.faults import describe
+
+    script = ("from pyspark.sql import SparkSession\n"
+              "SparkSession.builder.master('local[1]').getOrCreate()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "JAVA_HOME": NEWER_JDK},
+                          cwd=str(tmp_path))
+    assert done.returncode != 0
+    failure = RuntimeError(done.stderr.strip().splitlines()[-1])  # the gateway's exception
+    assert describe(failure, extra_text=done.stdout + done.stderr) == (
+        "Java too new for Spark 4.0: Subject.getSubject is not supported (Java 23 and newer); "
+        "set JAVA_HOME to Java 17 or 21")

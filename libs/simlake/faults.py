@@ -57,6 +57,9 @@ _CAUSES: tuple[Callable[[str], str | None], ...] = (
     _regex(r"UnsupportedClassVersionError.*?class file version (\d+)\.\d+\D.*?up to (\d+)\.",
            "Java too old for Spark: it needs class file version {0} (Java 17 or newer), this "
            "Java reads up to {1}", re.S),
+    _regex(r"UnsupportedOperationException: getSubject is not supported",
+           "Java too new for Spark 4.0: Subject.getSubject is not supported (Java 23 and "
+           "newer); set JAVA_HOME to Java 17 or 21"),
     _regex(r"JAVA_HOME is not set|java: (?:command )?not found|No such file or directory.*bin/java",
            "Java not found: set JAVA_HOME to a Java 17 installation or put java on PATH"),
     _regex(r"java\.lang\.OutOfMemoryError: ([^\n]*)",
