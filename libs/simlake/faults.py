@@ -16,6 +16,8 @@ import re
 import traceback
 from collections.abc import Callable
 
+from simlake.spark.executor_watch import REASON_PREFIX as EXECUTOR_LOSS_REASON
+
 #: errno values whose message, with the file named, is the whole story
 _ERRNO_LINE = re.compile(r"\[Errno (?P<errno>\d+)\] (?P<msg>[^:'\n\r]+)"
                          r"(?::\s*'(?P<path>[^'\n]*)')?")
@@ -71,6 +73,10 @@ _CAUSES: tuple[Callable[[str], str | None], ...] = (
            "rerun"),
     _regex(r"\b(?:Arrow)?MemoryError\b", "out of memory in a Python worker decoding raw "
            "files; lower --target-task-mb or give the machine more memory"),
+    _regex(rf"Job \d+ cancelled ({re.escape(EXECUTOR_LOSS_REASON)} [^\n]*?)"
+           r"(?:\s+SQLSTATE: \w+)?\s*(?:\n|$)",
+           "{0}; nothing of the batch was committed, rerun the ingest once the cluster has "
+           "workers"),
     _regex(r"ExecutorLostFailure \(([^\n]*?)\)|Lost executor \S+ on [^\n]*",
            "a Spark executor was lost while the run was working; nothing of the batch was "
            "committed, rerun the ingest"),
