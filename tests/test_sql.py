@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -188,3 +189,26 @@ def test_sql_cli_uses_the_registered_catalog(ingested, tmp_path):
     lines = out.stdout.strip().splitlines()
     n = ingested["report"].n_trials
     assert lines[0].split() == ["visible", "stored"] and lines[1].split() == [str(n), str(n)]
+
+
+@pytest.mark.parametrize("query, condition, named", [
+    ("SELECT nonsense FROM metadata", "UNRESOLVED_COLUMN", "`nonsense`"),
+    ("SELECT * FROM no_such_table", "TABLE_OR_VIEW_NOT_FOUND", "`no_such_table`"),
+])
+def test_sql_cli_failing_query_is_one_line(ingested, query, condition, named):
+    """A query Spark refuses: one line naming Spark's error class, the name at fault and the
+    log file; none of Spark's output (Ivy, log4j, pyspark's JSON error record) on the console;
+    exit 1."""
+    out = _sql_cli("sql", ingested["db"], query, "--profile", "test")
+    assert out.returncode == 1 and out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr[-3000:]
+    m = re.fullmatch(r"simlake sql: query failed: \[(\S+)\] (.*) \(details: (\S+\.log)\)",
+                     lines[0])
+    assert m, lines
+    assert m.group(1).split(".")[0] == condition and named in m.group(2)
+    assert f"pos {query.index(named.strip('`'))})" in m.group(2)  # where in the query
+    with open(m.group(3), encoding="utf-8") as fh:
+        detail = fh.read()
+    assert "AnalysisException" in detail and condition in detail
+    os.remove(m.group(3))

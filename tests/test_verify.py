@@ -10,11 +10,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -123,11 +125,82 @@ def test_verify_param_references_plain_reldb_and_broken(copy):
     os.unlink(os.path.join(copy, "morphology", victim))
     problems = verify(copy).problems
     referencing = sorted(n for n in users if victim in texts[n])
-    assert len(problems) == len(referencing)
-    for name, line in zip(referencing, problems, strict=True):
+    # the stored .syn files whose header names that morphology (2nd line)
+    syn_folder = os.path.join(copy, "syn_folder")
+    headers = sorted(n for n in os.listdir(syn_folder)
+                     if victim in _header_line(os.path.join(syn_folder, n)))
+    assert len(problems) == len(referencing) + len(headers), problems
+    for name, line in zip(referencing, problems[:len(referencing)], strict=True):
         assert line.startswith(f"parameterfiles_cell_folder/{name}: neuron.filename -> ")
         assert line.endswith(f"morphology/{victim} does not resolve (no such file in the "
                              "database)")
+    assert problems[len(referencing):] == [
+        f"syn_folder/{n}: header -> reldb://morphology/{victim} does not resolve (no such "
+        "file in the database)" for n in headers]
+
+
+def _header_line(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        fh.readline()
+        return fh.readline()
+
+
+def _completed_network_files(db: str) -> dict[str, str]:
+    """{md5: text} of the stored network param files the committed trials name."""
+    hashes = DeltaTable(os.path.join(db, "parameterfiles")).to_pyarrow_table(
+        columns=["hash_network"]).column(0).to_pylist()
+    folder = os.path.join(db, "parameterfiles_network_folder")
+    return {h: open(os.path.join(folder, h), encoding="utf-8").read() for h in set(hashes)}
+
+
+def test_verify_names_a_deleted_stored_syn_in_param_files_and_con_headers(copy):
+    networks = _completed_network_files(copy)
+    syn_folder = os.path.join(copy, "syn_folder")
+    victim = max(sorted(os.listdir(syn_folder)),
+                 key=lambda n: sum(t.count(n) for t in networks.values()))
+    ref = f"reldb://syn_folder/{victim}"
+    assert any(ref in t for t in networks.values())
+    os.unlink(os.path.join(syn_folder, victim))
+    expected = []
+    for md5 in sorted(networks):
+        n = networks[md5].count(f'"distributionFile": "{ref}"')
+        if n:
+            keys = "network.*.synapses.distributionFile" + (f" and {n - 1} more keys"
+                                                            if n > 1 else "")
+            expected.append(f"parameterfiles_network_folder/{md5}: {keys} -> {ref} does not "
+                            "resolve (no such file in the database)")
+    cons = sorted({c for c in os.listdir(os.path.join(copy, "con_folder"))
+                   if any(c in t for t in networks.values())})
+    headed = [c for c in cons
+              if victim in _header_line(os.path.join(copy, "con_folder", c))]
+    assert headed  # the .con files name their .syn: the ingest rewrote that header
+    expected += [f"con_folder/{c}: header -> {ref} does not resolve (no such file in the "
+                 "database)" for c in headed]
+    problems = verify(copy).problems
+    assert len(expected) <= MAX_LINES_PER_KIND  # else the check below would cap them
+    assert len(problems) == len(expected), problems
+    for got, want in zip(problems, expected, strict=True):  # the cell type: any of the file
+        assert re.fullmatch(re.escape(want).replace(r"\*", r"[^.]+"), got), (got, want)
+    out = _cli("verify", copy, "-q")
+    assert out.returncode == 2 and out.stdout.splitlines()[:-1] == problems
+
+
+def test_verify_names_a_trial_missing_at_one_recording_site(copy):
+    path = os.path.join(copy, "dendritic_recordings")
+    rows = DeltaTable(path).to_pyarrow_table(columns=["recording_site", "sim_trial_index"])
+    sites = sorted(set(rows.column("recording_site").to_pylist()))
+    assert len(sites) >= 2
+    site = sites[-1]
+    sti = sorted(rows.filter(pc.equal(rows.column("recording_site"), site))
+                 .column("sim_trial_index").to_pylist())[1]
+    # a real Delta commit removing that one row (the other sites keep the trial)
+    DeltaTable(path).delete(f"recording_site = '{site}' AND sim_trial_index = '{sti}'")
+    after = DeltaTable(path).to_pyarrow_table(columns=["recording_site", "sim_trial_index"])
+    assert after.num_rows == rows.num_rows - 1
+    line = f"dendritic_recordings: trial {sti} of metadata is missing at site {site}"
+    assert verify(copy).problems == [line]
+    out = _cli("verify", copy, "-q")
+    assert out.returncode == 2 and out.stdout.splitlines()[0] == line
 
 
 def test_verify_names_a_missing_stored_param_file(copy):

@@ -16,6 +16,8 @@ import re
 import traceback
 from collections.abc import Callable
 
+from simlake.spark.executor_watch import REASON_PREFIX as EXECUTOR_LOSS_REASON
+
 #: errno values whose message, with the file named, is the whole story
 _ERRNO_LINE = re.compile(r"\[Errno (?P<errno>\d+)\] (?P<msg>[^:'\n\r]+)"
                          r"(?::\s*'(?P<path>[^'\n]*)')?")
@@ -57,13 +59,24 @@ _CAUSES: tuple[Callable[[str], str | None], ...] = (
     _regex(r"UnsupportedClassVersionError.*?class file version (\d+)\.\d+\D.*?up to (\d+)\.",
            "Java too old for Spark: it needs class file version {0} (Java 17 or newer), this "
            "Java reads up to {1}", re.S),
+    _regex(r"UnsupportedOperationException: getSubject is not supported",
+           "Java too new for Spark 4.0: Subject.getSubject is not supported (Java 23 and "
+           "newer); set JAVA_HOME to Java 17 or 21"),
     _regex(r"JAVA_HOME is not set|java: (?:command )?not found|No such file or directory.*bin/java",
            "Java not found: set JAVA_HOME to a Java 17 installation or put java on PATH"),
     _regex(r"java\.lang\.OutOfMemoryError: ([^\n]*)",
            "out of memory in the JVM ({0}); give Spark more memory (spark.driver.memory / "
            "spark.executor.memory in the profile) or lower --target-task-mb"),
-    _regex(r"\bMemoryError\b", "out of memory in a Python worker decoding raw files; lower "
-           "--target-task-mb or give the machine more memory"),
+    _regex(r"TaskOutOfMemory: (out of memory in a Python worker [^\n]*)",
+           "{0}; nothing of the batch was committed: give the Python workers more memory "
+           "(spark.executor.pyspark.memory, or the machine) or lower --target-task-mb, then "
+           "rerun"),
+    _regex(r"\b(?:Arrow)?MemoryError\b", "out of memory in a Python worker decoding raw "
+           "files; lower --target-task-mb or give the machine more memory"),
+    _regex(rf"Job \d+ cancelled ({re.escape(EXECUTOR_LOSS_REASON)} [^\n]*?)"
+           r"(?:\s+SQLSTATE: \w+)?\s*(?:\n|$)",
+           "{0}; nothing of the batch was committed, rerun the ingest once the cluster has "
+           "workers"),
     _regex(r"ExecutorLostFailure \(([^\n]*?)\)|Lost executor \S+ on [^\n]*",
            "a Spark executor was lost while the run was working; nothing of the batch was "
            "committed, rerun the ingest"),

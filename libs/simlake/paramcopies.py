@@ -34,7 +34,7 @@ class Missing(Exception):
 _HEADER_LABEL = re.compile(r"^\s*#\s*(?:[^:/\\]*:(?![/\\])\s*)?")
 
 
-def _header_reference(data: bytes) -> tuple[int, int, str] | None:
+def header_reference(data: bytes) -> tuple[int, int, str] | None:
     """Byte span and text of the file reference on the 2nd header line of a .syn/.con file.
 
     The line is ``# <label>: <reference>`` (``# corresponding to cell: <name>``) or
@@ -202,7 +202,7 @@ class Copier:
                         ) -> tuple[bytes, _HeaderCopy | _Unresolved | None, bool]:
         """``data`` with its header reference rewritten, what the reference gave, and whether
         that may be cached (not when its file could not be read: tried again next time)."""
-        found = _header_reference(data)
+        found = header_reference(data)
         if found is None:
             return data, None, True
         start, end, ref = found
@@ -235,6 +235,6 @@ def copy_stored(src_root: str, db_root: str, refs: Iterable[str]) -> None:
         with open(resolve_reference(src_root, ref), "rb") as fh:
             data = fh.read()
         put_content_addressed(resolve_reference(db_root, ref), data)
-        found = _header_reference(data) if ref.startswith(with_header) else None
+        found = header_reference(data) if ref.startswith(with_header) else None
         if found is not None:
             todo.append(found[2])

@@ -19,6 +19,9 @@ from simlake.usage import EXIT_FAULT
 
 #: The oldest Java that Spark 4 runs on.
 MIN_JAVA = 17
+#: The first Java that Spark 4.0 does not start on: from Java 23, ``Subject.getSubject`` (which
+#: Spark's Hadoop login calls) throws ``UnsupportedOperationException``.
+TOO_NEW_JAVA = 23
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/")
 
@@ -111,7 +114,8 @@ def java_major(version_output: str) -> int | None:
 
 
 def check_java() -> None:
-    """A Java of at least :data:`MIN_JAVA` is where Spark's launcher looks for it."""
+    """A Java Spark runs on (:data:`MIN_JAVA` or newer, older than :data:`TOO_NEW_JAVA`) is
+    where Spark's launcher looks for it."""
     java = java_binary()
     where = "JAVA_HOME" if os.environ.get("JAVA_HOME") else "PATH"
     if java is None:
@@ -131,6 +135,10 @@ def check_java() -> None:
     if major < MIN_JAVA:
         raise PreflightError(f"{java}: Java {major} (from {where}); Spark needs Java "
                              f"{MIN_JAVA} or newer")
+    if major >= TOO_NEW_JAVA:
+        raise PreflightError(f"{java}: Java {major} (from {where}) is too new for Spark 4.0 "
+                             f"(Java {TOO_NEW_JAVA} and newer fail at its start: Subject."
+                             "getSubject is not supported); set JAVA_HOME to Java 17 or 21")
 
 
 def jvm_running() -> bool:

@@ -150,6 +150,8 @@ def _decode_files(files: Sequence[ActivationFile], layout: _Layout,
         try:
             exact = _decode_checked(files[i], layout)
             pieces.append(encode_strings(exact) if encoded else exact)
+        except MemoryError:  # the worker's fault, not the file's: never a rejection
+            raise
         except Exception as exc:  # one bad file must not stop the others
             failures.append((i, exc))
         i += 1

@@ -121,8 +121,10 @@ def optimize_main(argv: list[str] | None = None) -> int:
 def vacuum_main(argv: list[str] | None = None) -> int:
     """``simlake vacuum DB``: delete data files that every table version newer than the
     retention no longer uses (Delta's default: 7 days, so time travel and running readers
-    keep working within it)."""
+    keep working within it), and run logs older than the retention (see --keep-logs). Run
+    records are history and stay."""
     from simlake.adapter.optimize import RETENTION_HOURS  # Delta's default, 7 days
+    from simlake.ops.retention import KEEP_LAST_LOGS
 
     parser = _parser("vacuum", vacuum_main.__doc__)
     parser.add_argument("--retention-hours", type=float, default=RETENTION_HOURS,
@@ -132,9 +134,14 @@ def vacuum_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="allow --retention-hours below 1 (only when no ingest and no "
                              "reader is running: their files would be deleted)")
+    parser.add_argument("--keep-logs", type=int, default=KEEP_LAST_LOGS, metavar="N",
+                        help="run logs older than the retention are deleted, except the "
+                             "newest N (default %(default)s) and those of failed runs")
     args = parser.parse_args(argv)
     if args.retention_hours < 0:
         parser.error(f"--retention-hours must be >= 0, not {args.retention_hours:g}")
+    if args.keep_logs < 0:
+        parser.error(f"--keep-logs must be >= 0, not {args.keep_logs}")
     if args.retention_hours < 1 and not args.force:
         parser.error("--retention-hours below 1 deletes the files of a running ingest or "
                      "reader; add --force if none is running")
@@ -143,7 +150,9 @@ def vacuum_main(argv: list[str] | None = None) -> int:
         return EXIT_FAULT
 
     def run() -> int:
+        from simlake.ops.retention import prune_logs
         from simlake.ops.tables import delta_tables
+        from simlake.runlog import LOGS_DIR
 
         total = 0
         for name in delta_tables(root):
@@ -152,6 +161,11 @@ def vacuum_main(argv: list[str] | None = None) -> int:
             if files:
                 verb = "would delete" if args.dry_run else "deleted"
                 print(f"{name}: {verb} {len(files)} file(s)")
+        logs = prune_logs(root, args.retention_hours, args.keep_logs, args.dry_run)
+        if logs:
+            verb = "would delete" if args.dry_run else "deleted"
+            print(f"{LOGS_DIR}: {verb} {len(logs)} run log(s) (kept the newest "
+                  f"{args.keep_logs} and those of failed runs)")
         verb = "would be deleted" if args.dry_run else "deleted"
         print(f"vacuum: {total} file(s) {verb} (retention {args.retention_hours:g} h)")
         return EXIT_OK

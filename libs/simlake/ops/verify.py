@@ -11,8 +11,12 @@ Problems (the database is damaged; the command exits non-zero):
 - a trial listed twice in ``metadata``; a trial of ``metadata`` missing from, or present more
   than once in, ``voltage_traces``, ``spike_times`` (per threshold) or ``parameterfiles``;
   rows there of a completed folder's trial that ``metadata`` does not list;
-- a stored param file that is missing, or that references a db-relative file (plain
-  ``folder/file`` or ``reldb://folder/file``) that does not exist.
+- per dendritic recording site (and threshold, for ``dendritic_spike_times``): a trial
+  present more than once, or not listed in ``metadata``, or a trial of ``metadata`` missing
+  while its folder holds the site for other trials (every trial of a folder records the same
+  sites; a folder with no row of a site is taken as not recording it);
+- a stored param file that is missing, or a reference into the database that resolves to no
+  file, in a param file or in a stored ``.syn``/``.con`` header (:mod:`simlake.ops.verify_refs`).
 
 Notes (reported, not problems):
 
@@ -36,14 +40,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from simlake import paramfiles, paramrefs
 from simlake.adapter import deltafiles as df_
 from simlake.adapter.deltafiles import KEY
 from simlake.manifest import manifest_path
-from simlake.ops.tables import TRIAL_TABLES, completed_sim_runs, delta_tables
+from simlake.ops.tables import TRIAL_TABLES, delta_tables
+from simlake.ops.verify_refs import check_param_files
 
 #: Tables holding exactly one row per trial of ``metadata`` (``spike_times``: per threshold).
 ONCE_PER_TRIAL = ("voltage_traces", "spike_times", "parameterfiles")
+#: Tables holding, per recording site (and threshold), one row per trial of each folder that
+#: records the site.
+PER_SITE = ("dendritic_recordings", "dendritic_spike_times")
+SITE = "recording_site"
+#: Columns kept of the tables whose trials are counted (those a table has).
+_TRIAL_COLUMNS = (KEY, "sim_run", SITE, "threshold")
 #: Findings of one kind printed per table before they are summed up in one line.
 MAX_LINES_PER_KIND = 10
 #: parquet-rs (delta-rs writes) truncates string statistics at 64 bytes.
@@ -102,7 +112,7 @@ def _check_file(snap: df_.TableSnapshot, f: df_.DataFile, name: str, full: bool
     where = f"{name}: data file {rel}"
     if not os.path.isfile(f.path):
         return _FileResult([f"{where} named by the Delta log is missing"])
-    wanted = [c for c in (KEY, "sim_run", "threshold") if c in snap.schema.names
+    wanted = [c for c in _TRIAL_COLUMNS if c in snap.schema.names
               and c not in snap.partition_columns]
     try:
         pf = pq.ParquetFile(f.path)
@@ -111,6 +121,8 @@ def _check_file(snap: df_.TableSnapshot, f: df_.DataFile, name: str, full: bool
             for _batch in pf.iter_batches(batch_size=4096):
                 pass
         table = pf.read(columns=[c for c in wanted if c in pf.schema_arrow.names])
+        # delta-rs writes string_view: plain strings, for the kernels and to concatenate
+        table = pa.table([df_.plain(c) for c in table.columns], names=table.column_names)
     except Exception as exc:  # any reason a reader would fail on this file
         return _FileResult([f"{where} is unreadable: {type(exc).__name__}: {_one_line(exc)}"])
     problems = []
@@ -118,10 +130,31 @@ def _check_file(snap: df_.TableSnapshot, f: df_.DataFile, name: str, full: bool
         problems.append(f"{where} holds {rows} rows, the Delta log says {f.num_records}")
     if KEY in table.column_names and table.num_rows:
         problems += _check_key_stats(snap, f, table.column(KEY), where)
-    keep = name in ONCE_PER_TRIAL or name == "metadata"
     runs = (table.group_by("sim_run").aggregate([([], "count_all")])
             if "sim_run" in table.column_names else None)
-    return _FileResult(problems, table if keep else None, runs)
+    if not _counts_trials(name):
+        return _FileResult(problems, None, runs)
+    return _FileResult(problems, _with_partition_values(snap, f, table), runs)
+
+
+def _counts_trials(name: str) -> bool:
+    return name in ONCE_PER_TRIAL or name in PER_SITE or name == "metadata"
+
+
+def _with_partition_values(snap: df_.TableSnapshot, f: df_.DataFile, table: pa.Table
+                           ) -> pa.Table:
+    """``table`` with the columns of :data:`_TRIAL_COLUMNS` the table has, in that order;
+    partition columns (``recording_site``) filled from the file's partition values."""
+    part = f.partition_values
+    columns = []
+    for c in _TRIAL_COLUMNS:
+        if c in table.column_names:
+            columns.append(table.column(c))
+        elif c in part:
+            typ = snap.schema.field(c).type
+            columns.append(pa.array([part[c]] * table.num_rows, pa.string()).cast(typ))
+    names = [c for c in _TRIAL_COLUMNS if c in table.column_names or c in part]
+    return pa.table(columns, names=names)
 
 
 def _check_key_stats(snap: df_.TableSnapshot, f: df_.DataFile, keys: pa.ChunkedArray,
@@ -164,9 +197,9 @@ def _check_table(db_root: str, name: str, full: bool, report: Report
     with ThreadPoolExecutor(df_.IO_THREADS) as pool:
         results = list(pool.map(lambda f: _check_file(snap, f, name, full), snap.files))
     report.problems += _capped([p for r in results for p in r.problems], f"{name}: files")
-    names = [c for c in (KEY, "sim_run", "threshold") if c in snap.schema.names]
+    names = [c for c in _TRIAL_COLUMNS if c in snap.schema.names]
     rows = None
-    if name in ONCE_PER_TRIAL or name == "metadata":
+    if _counts_trials(name):
         parts = [r.rows for r in results if r.rows is not None]
         # no readable file: the table's trials are all missing
         rows = (pa.concat_tables(parts, promote_options="default") if parts
@@ -189,29 +222,54 @@ def _check_trials(metadata: pa.Table | None, keys: dict[str, pa.Table], report: 
     listed = metadata.group_by(KEY).aggregate([([], "count_all")])
     report.trials = listed.num_rows
     report.problems += _capped(_repeated(listed, "metadata", "listed", ""), "metadata")
-    trials = listed.column(KEY)
     done = pc.unique(metadata.column("sim_run"))
-    for name in ONCE_PER_TRIAL:
+    for name in ONCE_PER_TRIAL + PER_SITE:
         rows = keys.get(name)
         if rows is None:
             continue
         visible = rows.filter(pc.is_in(rows.column("sim_run"), value_set=done))
-        by = [KEY, "threshold"] if "threshold" in visible.column_names else [KEY]
-        counts = visible.group_by(by).aggregate([([], "count_all")])
-        variants = (pc.unique(counts.column("threshold")).to_pylist()
-                    if "threshold" in by else [None])
-        found: list[str] = []
-        for threshold in sorted(variants, key=str) if counts.num_rows else [None]:
-            part = counts if threshold is None else counts.filter(
-                pc.equal(counts.column("threshold"), threshold))
-            at = "" if threshold is None else f" (threshold {threshold})"
-            found += _repeated(part, name, "appears", at)
-            present = part.column(KEY)
-            found += [f"{name}: trial {k} of metadata is missing{at}" for k in
-                      sorted(trials.filter(pc.invert(pc.is_in(trials, present))).to_pylist())]
-            found += [f"{name}: trial {k} is not listed in metadata{at}" for k in
-                      sorted(present.filter(pc.invert(pc.is_in(present, trials))).to_pylist())]
-        report.problems += _capped(found, name)
+        report.problems += _capped(_trial_findings(name, visible, metadata), name)
+
+
+def _trial_findings(name: str, visible: pa.Table, metadata: pa.Table) -> list[str]:
+    """Lines for the trials of ``visible`` (rows of completed folders of table ``name``)
+    that are repeated, not in ``metadata``, or missing, per variant (site, threshold)."""
+    variant_columns = [c for c in (SITE, "threshold") if c in visible.column_names]
+    counts = visible.group_by([*variant_columns, KEY, "sim_run"]).aggregate(
+        [([], "count_all")])
+    variants = counts.group_by(variant_columns).aggregate([]).to_pylist() \
+        if variant_columns else []
+    if name in ONCE_PER_TRIAL and not variants:
+        variants = [{}]  # no rows at all: every trial is missing
+    found: list[str] = []
+    all_trials = metadata.column(KEY)
+    for variant in sorted(variants, key=lambda v: [str(v[c]) for c in variant_columns]):
+        part = counts
+        for column, value in variant.items():
+            part = part.filter(pc.equal(part.column(column), pa.scalar(
+                value, part.schema.field(column).type)))
+        at = _variant_text(variant)
+        found += _repeated(part, name, "appears", at)
+        present = part.column(KEY)
+        if name in PER_SITE:  # the trials of the folders that record this site
+            trials = metadata.filter(pc.is_in(metadata.column("sim_run"),
+                                              value_set=pc.unique(part.column("sim_run"))))
+            trials = trials.column(KEY)
+        else:
+            trials = all_trials
+        found += [f"{name}: trial {k} of metadata is missing{at}" for k in
+                  sorted(set(trials.filter(pc.invert(pc.is_in(trials, present))).to_pylist()))]
+        found += [f"{name}: trial {k} is not listed in metadata{at}" for k in
+                  sorted(present.filter(pc.invert(pc.is_in(present, all_trials))).to_pylist())]
+    return found
+
+
+def _variant_text(variant: dict) -> str:
+    """`` at site S (threshold T)`` for a variant of a per-trial table's rows."""
+    text = f" at site {variant[SITE]}" if SITE in variant else ""
+    if "threshold" in variant:
+        text += f" (threshold {variant['threshold']})"
+    return text
 
 
 def _repeated(counts: pa.Table, name: str, verb: str, at: str) -> list[str]:
@@ -237,52 +295,6 @@ def _note_hidden(runs: dict[str, pa.Table], completed: pa.Array, report: Report)
         report.notes.append(f"hidden rows of incomplete folder {sim_run} (no metadata rows; "
                             f"readers hide them, its next ingest replaces them): "
                             + ", ".join(where))
-
-
-# --------------------------------------------------------------------------------------------
-# param files
-
-
-def _check_param_files(db_root: str, report: Report) -> None:
-    path = os.path.join(db_root, "parameterfiles")
-    if not df_.is_delta_table(path):
-        return
-    try:
-        snap = df_.open_table(path, stats_columns=())
-        done = completed_sim_runs(db_root)
-        rows = df_.read_files(snap.files, ["hash_neuron", "hash_network"], snap.schema,
-                              df_.RowFilter(sim_runs=done), sort_key=None, parallel=True)
-    except Exception:  # the files' own problems are reported by the table check
-        return
-    problems: list[str] = []
-    for kind, column in (("neuron", "hash_neuron"), ("network", "hash_network")):
-        for md5 in sorted(h for h in set(rows.column(column).to_pylist()) if h):
-            problems += _check_param_file(db_root, kind, md5, report)
-    report.problems += _capped(problems, "param files")
-
-
-def _check_param_file(db_root: str, kind: str, md5: str, report: Report) -> list[str]:
-    stored = paramfiles.stored_param_path(db_root, kind, md5)  # type: ignore[arg-type]
-    rel = os.path.relpath(stored, db_root)
-    if not os.path.isfile(stored):
-        return [f"parameterfiles: stored {kind} param file {rel} is missing"]
-    try:
-        params = paramfiles.parse_param_file(stored)
-    except Exception as exc:
-        return [f"parameterfiles: stored {kind} param file {rel} is unreadable: "
-                f"{_one_line(exc)}"]
-    problems = []
-    for ref in paramrefs.referenced_files(params, kind, base_dir=db_root):  # type: ignore
-        written = ref.path
-        if paramrefs.is_stored_reference(written):
-            if not os.path.isfile(paramrefs.resolve_reference(db_root, written)):
-                problems.append(f"{rel}: {ref.key} -> {written} does not resolve "
-                                "(no such file in the database)")
-        else:
-            state = "exists outside the database" if os.path.exists(written) else "missing"
-            report.notes.append(f"{rel}: {ref.key} -> {written} was not stored (missing at "
-                                f"ingest; now {state})")
-    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,5 +324,7 @@ def verify(db_root: str, full: bool = False) -> Report:
     completed = (pa.array([], pa.string()) if metadata is None
                  else pc.unique(metadata.column("sim_run")))
     _note_hidden(runs, completed, report)
-    _check_param_files(root, report)
+    refs = check_param_files(root)
+    report.problems += _capped(refs.problems, "param files")
+    report.notes += refs.notes
     return report

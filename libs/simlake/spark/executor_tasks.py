@@ -8,6 +8,8 @@ as Parquet data files of their tables (``simlake.datafiles``); the driver sees o
 files written, which it commits to the Delta log.
 A file that cannot be read or decoded is reported through an accumulator as
 ``(path, sim_run, kind, reason)`` and skipped, so the good files of the same task still land.
+Running out of memory is no defect of a file: it fails the task (:class:`TaskOutOfMemory`,
+naming the files), and with it the run, which commits nothing of the batch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,18 @@ from simlake.spark.worker_setup import prepare_worker
 log = logging.getLogger(__name__)
 
 ErrorRecord = tuple[str, str, str, str]
+
+
+class TaskOutOfMemory(MemoryError):
+    """A Python worker ran out of memory ``doing`` (``"decoding"``, ``"writing"``) ``tasks``:
+    the message names the first file and its size (:func:`simlake.faults.describe` reads it
+    on the driver)."""
+
+    def __init__(self, tasks: Sequence[FileTask], doing: str) -> None:
+        first = tasks[0]
+        more = f" and {len(tasks) - 1} more file(s)" if len(tasks) > 1 else ""
+        super().__init__(f"out of memory in a Python worker {doing} {first.path} "
+                         f"({first.size / 2**20:.1f} MB){more}")
 
 
 def read_bytes(path: str) -> bytes:
@@ -81,14 +95,25 @@ def decode_chunks(tasks: Sequence[FileTask]) -> Iterator[Chunk]:
             yield _decode_activation(chunk)
             chunk, size = [], 0
         try:
-            yield [task], decode_task(task), []
+            decoded = decode_task(task)
+        except MemoryError as exc:  # the worker's fault, not the file's: fails the task
+            raise TaskOutOfMemory([task], "decoding") from exc
         except Exception as exc:  # any defect of one file must not stop the others
             yield [task], None, [(task, exc)]
+            continue
+        yield [task], decoded, []
     if chunk:
         yield _decode_activation(chunk)
 
 
 def _decode_activation(tasks: list[FileTask]) -> Chunk:
+    try:
+        return _decode_activation_files(tasks)
+    except MemoryError as exc:  # the worker's fault, not the files': fails the task
+        raise TaskOutOfMemory(tasks, "decoding") from exc
+
+
+def _decode_activation_files(tasks: list[FileTask]) -> Chunk:
     from simlake.decode import activation
 
     files: list[activation.ActivationFile] = []
@@ -186,6 +211,7 @@ def _write_group(group: WriteGroup, errors) -> list[dict]:
     writer = group.output.writer()
     spike_writer = group.spikes.output.writer() if group.spikes else None
     trials: dict[str, list[int]] = {}
+    chunk: Sequence[FileTask] = group.tasks
     try:
         for chunk, decoded, failures in decode_chunks(group.tasks):  # per file or batch
             for task, exc in failures:
@@ -202,11 +228,15 @@ def _write_group(group: WriteGroup, errors) -> list[dict]:
             if spike_writer is not None and group.spikes is not None:
                 spike_writer.add(spike_rows(group.spikes.output.table, decoded,
                                             group.spikes.threshold))
+        chunk = group.tasks
         files = writer.close() + (spike_writer.close() if spike_writer else [])
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
         if spike_writer is not None:
             spike_writer.abort()
+        if isinstance(exc, MemoryError) and not isinstance(exc, TaskOutOfMemory):
+            # ``chunk``: the rows being written or derived (all, when closing the files)
+            raise TaskOutOfMemory(chunk, "writing the rows of") from exc
         raise
     rows = [dict(f.to_record(), trials=None) for f in files]
     if group.output.table == "voltage_traces":

@@ -170,4 +170,7 @@ def build_session(profile: SparkProfile, extra_conf: dict[str, str] | None = Non
         archive.publish_at_exit(getattr(SparkContext._gateway, "proc", None))
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s session up (master %s)", spark.version, spark.sparkContext.master)
+    from simlake.spark.executor_watch import watch_executors
+
+    watch_executors(spark.sparkContext)
     return spark
