@@ -229,6 +229,7 @@ def test_java_missing_or_broken(raw, tmp_path, java):
     assert err[0].startswith(f"simlake ingest: {home}/bin/java: Java (from JAVA_HOME)"), err
     assert "cannot be run: No such file or directory" in err[0] if java == "missing" \
         else "does not run (exit 1" in err[0]
+    assert not os.path.exists(tmp_path / "db")  # refused before anything was created
 
 
 def test_java_version_parsing():

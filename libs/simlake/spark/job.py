@@ -273,13 +273,13 @@ def _run(opts: IngestOptions, profile, console: Console, runlog: RunLog,
     tree = discover(opts.simresult_path)
     if not tree.folders and not tree.skipped_running:
         return finish_without_spark(opts, plan_run(opts, tree))
+    plan = plan_run(opts, tree)  # reads only: a database not created yet plans every folder
+    if plan.todo and profile.master and not preflight.jvm_running():
+        preflight.check_java()  # before anything is created: a bad Java leaves no folder
     preflight.check_writable(opts.db_path)
-    plan = plan_run(opts, tree)
     if not plan.todo:
         log.info("nothing to ingest: Spark not started")
         return finish_without_spark(opts, plan)
-    if profile.master and not preflight.jvm_running():
-        preflight.check_java()
 
     from simlake.spark.progress import IngestProgress
     from simlake.spark.session import build_session
