@@ -411,3 +411,22 @@ def test_memory_faults_are_named():
     worker = RuntimeError("PythonException: Traceback (most recent call last):\n  File x\n"
                           "MemoryError\n\tat org.apache.spark.api.python.BasePythonRunner")
     assert describe(worker).startswith("out of memory in a Python worker")
+
+
+def test_a_known_cause_with_a_long_path_is_never_cut():
+    """Real HPC paths run long: the line keeps its end (what to do), while another's
+    message (a Java exception's can run for pages) is still cut."""
+    from simlake.ingest_plan import VOLTAGE, FileTask
+    from simlake.spark.executor_tasks import TaskOutOfMemory
+
+    path = "/scratch/" + "/".join(["C2_evoked_UpState_INH_PW_1.0_SuW_0.5_C2center"] * 6) + \
+        "/20150815-1530_20240/20240_vm_all_traces.csv"
+    try:
+        raise TaskOutOfMemory([FileTask(VOLTAGE, "r", path, 65 * 2**20)], "decoding")
+    except TaskOutOfMemory as exc:
+        line = describe(exc)
+    assert len(line) > 400 and "\n" not in line
+    assert line.startswith(f"out of memory in a Python worker decoding {path} (65.0 MB)")
+    assert line.endswith("then rerun")
+    other = describe(RuntimeError("x" * 5000))
+    assert len(other) == 400 and other.endswith("...")

@@ -117,7 +117,8 @@ def describe(exc: BaseException, extra_text: str = "", where: str | None = None)
         if line:
             if where and line in _UNNAMED:
                 line += f" (writing {where})"
-            return _one_line(line)
+            # our own sentence: never cut (its end says what to do; real paths run long)
+            return _one_line(line, limit=None)
     if isinstance(exc, OSError) and exc.strerror:
         return _one_line(f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror)
     worker = _PY_TRACEBACK.search(text)
@@ -128,6 +129,8 @@ def describe(exc: BaseException, extra_text: str = "", where: str | None = None)
     return _one_line(f"{type(exc).__name__}: {first[0] if first else ''}".rstrip(": "))
 
 
-def _one_line(text: str, limit: int = 400) -> str:
+def _one_line(text: str, limit: int | None = 400) -> str:
+    """``text`` on one line; cut at ``limit`` characters (None: never), for messages of
+    others (a Java exception's can run for pages)."""
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return line if limit is None or len(line) <= limit else line[:limit - 3] + "..."
