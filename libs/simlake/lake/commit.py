@@ -14,6 +14,7 @@ is absent. The back-end decides how the transaction is run:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from simlake.lake.datafile import DataFile
 from simlake.lake.replace import Replace, rewrite_without
 from simlake.lake.snapshot import open_table
 from simlake.schemas import TableSpec
+
+log = logging.getLogger(__name__)
 
 
 class CommitBackend(Protocol):
@@ -132,9 +135,12 @@ def _log_path(table_root: str, f: DataFile) -> str:
 
 
 def delete_files(table_root: str, files: Sequence[DataFile]) -> None:
-    """Delete written files that no commit references (after a failed transaction)."""
+    """Delete written files that no commit references (after a failed transaction, a failed
+    folder, a stopped run). Delta never reads them, so a file that cannot be deleted (gone
+    already, a read-only or full file system) is left: cleanup must not mask the error that
+    called it."""
     for f in files:
         try:
             os.unlink(os.path.join(table_root, f.path))
-        except FileNotFoundError:
-            pass
+        except OSError as exc:
+            log.debug("uncommitted data file %s/%s not deleted: %s", table_root, f.path, exc)

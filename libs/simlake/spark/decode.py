@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from simlake.ingest_plan import (
     voltage_tasks,
 )
 from simlake.ingest_report import Rejection, deduplicated
+from simlake.lake.commit import delete_files
 from simlake.layout import table_path
 from simlake.spark import executor_tasks, tables
 from simlake.spark.executor_tasks import SpikeOutput, TableOutput, WriteGroup
@@ -116,12 +116,7 @@ def created_tables(opts: IngestOptions) -> list[str]:
 def discard(db_path: str, files: DataFiles) -> None:
     """Delete uncommitted data files (Delta never reads them; this only saves the space)."""
     for key, key_files in files.items():
-        root = table_path(db_path, key)
-        for f in key_files:
-            try:
-                os.remove(os.path.join(root, f.path))
-            except OSError:
-                log.debug("uncommitted data file %s/%s already gone", root, f.path)
+        delete_files(table_path(db_path, key), key_files)
 
 
 # --------------------------------------------------------------------------- Spark jobs
