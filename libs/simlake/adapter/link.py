@@ -19,15 +19,15 @@ any partition runs (the time axis; ``K``, the longest activation list of the who
 the first ``db[key]`` of a ``DataBase`` object decodes the key's files once to learn them
 (cached per file path, size and mtime); the frames themselves decode on compute.
 
-:func:`materialize` (used by ``optimize(src, select=[...])``) writes a link key as a Delta table
-with the same schema and layout rules and removes it from ``link_keys``.
+:func:`simlake.adapter.linkwrite.materialize` (used by ``optimize(src, select=[...])``) writes
+a link key as a Delta table with the same schema and layout rules and removes it from
+``link_keys``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +39,9 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from simlake import schemas
 from simlake.adapter import deltafiles as df_
-from simlake.adapter.deltawrite import write_rows
 from simlake.adapter.frames import (
     ActivationShape,
     VoltageShape,
@@ -62,9 +60,7 @@ from simlake.decode import (
     spike_times_table,
 )
 from simlake.discovery import SimRunFolder, discover
-from simlake.lake.commit import commit
-from simlake.lake.datafile import DataFile
-from simlake.manifest import read_manifest, update_manifest
+from simlake.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +93,8 @@ class LinkSource:
         return dict(self.manifest().get("link_keys") or {})
 
 
-def _options(src: LinkSource, key: str) -> dict[str, Any]:
+def key_options(src: LinkSource, key: str) -> dict[str, Any]:
+    """The manifest's options of link key ``key`` (``{}`` when it has none)."""
     links = src.links()
     opts = links.get(key)
     return dict(opts) if isinstance(opts, dict) else {}
@@ -109,7 +106,7 @@ def folders(src: LinkSource, key: str) -> list[SimRunFolder]:
     root = manifest.get("simresult_path")
     if not root:
         raise KeyError(f"{src.root}: link keys need 'simresult_path' in the manifest")
-    wanted = _options(src, key).get("sim_runs")
+    wanted = key_options(src, key).get("sim_runs")
     found = [f for f in discover(root).folders if f.voltage_file is not None]
     if wanted is not None:
         keep = set(wanted)
@@ -239,7 +236,8 @@ def _k_of(src: LinkSource, folder: SimRunFolder, kind: str, nr: int) -> int:
     return _cached(src, folder, name, "k", compute)
 
 
-def _parallel(fn: Any, items: Sequence) -> list:
+def parallel_map(fn: Any, items: Sequence) -> list:
+    """``[fn(x) for x in items]`` on the I/O threads (in order)."""
     if len(items) <= 1:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(_THREADS) as pool:
@@ -295,7 +293,7 @@ def metadata_table(src: LinkSource) -> pa.Table:
     """``schemas.METADATA`` rows of the linked folders (no run id / fingerprint)."""
     fs = folders(src, "metadata")
     cols: dict[str, list] = {f.name: [] for f in schemas.METADATA}
-    for f, trials in zip(fs, _parallel(folder_trials, fs), strict=True):
+    for f, trials in zip(fs, parallel_map(folder_trials, fs), strict=True):
         for nr in trials:
             cols["sim_trial_index"].append(schemas.sim_trial_index(f.sim_run, nr))
             cols["sim_run"].append(f.sim_run)
@@ -323,7 +321,7 @@ def voltage_frame(src: LinkSource, key: str, label: str | None = None) -> dd.Dat
     if label is not None:
         fs = [f for f in fs if label in f.dendritic_files]
     tasks, divisions = _tasks(fs)
-    axis = _union_axis(_parallel(lambda t: _axis_of(src, t.folder, kind, label), tasks))
+    axis = _union_axis(parallel_map(lambda t: _axis_of(src, t.folder, kind, label), tasks))
     spec = LinkSpec(kind, label, VoltageShape(axis))
     return _dask(tasks, divisions, spec, key if label is None else f"{key}-{label}")
 
@@ -335,12 +333,14 @@ def activation_frame(src: LinkSource, key: str) -> dd.DataFrame:
     tasks, divisions = _tasks(fs)
     items = [(t.folder, nr) for t in tasks
              for nr in (t.folder.synapse_files if kind == "synapses" else t.folder.cell_files)]
-    k = max(_parallel(lambda it: _k_of(src, it[0], kind, it[1]), items), default=0)
+    k = max(parallel_map(lambda it: _k_of(src, it[0], kind, it[1]), items), default=0)
     spec = LinkSpec(kind, None, ActivationShape(scalars, list_column, k))
     return _dask(tasks, divisions, spec, key)
 
 
-def _spike_table(src: LinkSource, key: str, label: str | None, threshold: float) -> pa.Table:
+def spike_table(src: LinkSource, key: str, label: str | None, threshold: float) -> pa.Table:
+    """Spike rows of link key ``key`` (one site: ``label``) at ``threshold``, from the raw
+    traces."""
     fs = folders(src, key)
     if label is not None:
         fs = [f for f in fs if label in f.dendritic_files]
@@ -350,13 +350,13 @@ def _spike_table(src: LinkSource, key: str, label: str | None, threshold: float)
             return spike_times_table(decode_folder(f, "voltage"), threshold)
         return dendritic_spike_times_table(decode_folder(f, "dendritic", label), threshold)
 
-    tables = _parallel(one, fs)
+    tables = parallel_map(one, fs)
     schema = schemas.SPIKE_TIMES if label is None else schemas.DENDRITIC_SPIKE_TIMES
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def spikes(src: LinkSource, key: str, label: str | None, threshold: float) -> pd.DataFrame:
-    frame = spike_frame(_spike_table(src, key, label, threshold).sort_by("sim_trial_index"))
+    frame = spike_frame(spike_table(src, key, label, threshold).sort_by("sim_trial_index"))
     return frame.reindex(_trial_index(src))
 
 
@@ -382,7 +382,7 @@ def site_index(src: LinkSource, key: str) -> dict[str, Any]:
     labels = sorted({label for f in folders(src, key) for label in f.dendritic_files})
     if key == "dendritic_recordings":
         return {label: label for label in labels}
-    thresholds = _options(src, key).get("thresholds", [DENDRITIC_THRESHOLD])
+    thresholds = key_options(src, key).get("thresholds", [DENDRITIC_THRESHOLD])
     return {spike_key(label, thr): (label, float(thr)) for label in labels for thr in thresholds}
 
 
@@ -393,72 +393,5 @@ def site_value(src: LinkSource, key: str, which: Any) -> Any:
     return spikes(src, key, label, threshold)
 
 
-# ---------------------------------------------------------------------------------------------
-# materialising a link key as a Delta table
-
-
-def _tables_for(src: LinkSource, key: str) -> list[tuple[dict[str, str], list[pa.Table]]]:
-    """(partition values, tables in key order) of a link key's Delta table."""
-    if key == "metadata":
-        return [({}, [metadata_table(src)])]
-    if key == "spike_times":
-        return [({}, [_spike_table(src, key, None, SOMA_THRESHOLD).sort_by("sim_trial_index")])]
-    fs = folders(src, key)
-    if key == "voltage_traces":
-        return [({}, _parallel(lambda f: decode_folder(f, "voltage"), fs))]
-    if key in ACTIVATION:
-        kind = "synapses" if key == "synapse_activation" else "cells"
-        return [({}, _parallel(lambda f: decode_folder(f, kind), fs))]
-    out = []
-    labels = sorted({label for f in fs for label in f.dendritic_files})
-    for label in labels:
-        if key == "dendritic_recordings":
-            tables = _parallel(lambda f, lb=label: decode_folder(f, "dendritic", lb),
-                               [f for f in fs if label in f.dendritic_files])
-            out.append(({"recording_site": label}, tables))
-        else:
-            thresholds = _options(src, key).get("thresholds", [DENDRITIC_THRESHOLD])
-            for thr in thresholds:
-                t = _spike_table(src, key, label, float(thr)).sort_by("sim_trial_index")
-                out.append(({"recording_site": label}, [t]))
-    return out
-
-
-def materialize(src: LinkSource, key: str, *, target_file_bytes: int) -> tuple[int, int]:
-    """Write the link key ``key`` as a Delta table (deltalake, no JVM) and drop it from
-    ``link_keys``. Files hold contiguous, sorted, non-overlapping trial ranges of about
-    ``target_file_bytes``; statistics on ``sim_trial_index`` are exact. Returns the number of
-    data files and the table's version."""
-    if key not in LINKABLE:
-        raise KeyError(f"{key!r} cannot be a link key; linkable keys: {LINKABLE}")
-    spec = schemas.SPECS[key]
-    root = os.path.join(src.root, key)
-    if os.path.exists(root):
-        raise FileExistsError(f"{root} exists; a link key is materialised into a new table")
-    staging = os.path.join(src.root, f".tmp-{key}-{uuid.uuid4().hex}")
-    os.makedirs(staging)
-    adds: list[DataFile] = []
-    for part, tables in _tables_for(src, key):
-        current: list[pa.Table] = []
-        size = 0
-        for t in tables + [None]:  # type: ignore[list-item]
-            if t is not None and t.num_rows == 0:
-                continue
-            if current and (t is None or size + t.nbytes > target_file_bytes):
-                adds += write_rows(staging, spec, pa.concat_tables(current),
-                                   partition_values=part)
-                current, size = [], 0
-            if t is not None:
-                current.append(t)
-                size += t.nbytes
-    commit(staging, spec, adds)
-    os.replace(staging, root)
-    links = dict(read_manifest(src.root).get("link_keys") or {})
-    links.pop(key, None)
-    update_manifest(src.root, link_keys=links)
-    log.info("materialized link key %s as %s (%d files)", key, root, len(adds))
-    return len(adds), DeltaTable(root).version()
-
-
-__all__ = ["LINKABLE", "link_value", "site_index", "site_value", "materialize", "folders",
+__all__ = ["LINKABLE", "link_value", "site_index", "site_value", "folders",
            "decode_folder", "read_link_partition", "metadata_table"]

@@ -122,10 +122,10 @@ def optimize(db: Any, dumper: Any = None, select: Iterable[str] | None = None,
     for key in keys:
         path = os.path.join(root, key)
         if key in links and not df_.is_delta_table(path):
-            from simlake.adapter import link as link_mode
+            from simlake.adapter.linkwrite import materialize
 
-            n_files, version = link_mode.materialize(database._links, key,
-                                                     target_file_bytes=target_file_bytes)
+            n_files, version = materialize(database._links, key,
+                                           target_file_bytes=target_file_bytes)
             results[key] = OptimizeResult(key, files_after=n_files, added=n_files,
                                           version=version, materialized=True)
             continue
