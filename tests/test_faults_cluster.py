@@ -91,12 +91,24 @@ def one_worker(tmp_path):
 
 
 def _decoding_under(worker: psutil.Process) -> bool:
-    """Whether a Python worker forked by an executor's daemon runs under ``worker``."""
-    with contextlib.suppress(psutil.Error):
+    """Whether the executor under ``worker`` runs Python tasks: its simlake daemon, started for
+    the run's first Python task (the decoding job and the param-file job start together), is
+    there. The daemon lives as long as the executor, so a poll cannot miss it, as it could
+    miss a forked Python worker of a short task on a loaded machine."""
+    try:
         tree = worker.children(recursive=True)
-        daemons = {p.pid for p in tree if "simlake.spark.daemon" in " ".join(p.cmdline())}
-        return any(p.ppid() in daemons for p in tree)
-    return False
+    except psutil.Error:
+        return False
+    return any("simlake.spark.daemon" in _cmdline(p) for p in tree)
+
+
+def _cmdline(process: psutil.Process) -> str:
+    """The command line, "" for a process that ended or is a zombie (one such process in
+    the tree must not hide the others)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def test_lost_standalone_worker_one_line_nothing_lost_rerun_completes(spark, one_worker,
@@ -132,6 +144,8 @@ def test_lost_standalone_worker_one_line_nothing_lost_rerun_completes(spark, one
                 worker.send_signal(signal.SIGKILL)  # the worker JVM only: its executor follows
                 break
             time.sleep(0.05)
+        if worker.poll() is None and proc.poll() is not None:  # the run ended first
+            raise AssertionError(f"worker not killed; the run ended: {proc.communicate()}")
         assert worker.poll() is not None or worker.wait(30) is not None, "worker not killed"
         out, err = proc.communicate(timeout=300)
     finally:
