@@ -7,8 +7,6 @@ packages of ours on its path. The tables must equal those of a local-mode ingest
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from packaged_env import isolated_env
 from simlake import synth
 from simlake.ingest_options import IngestOptions
 from simlake.spark.ingest import ingest
+from standalone import free_port, stop
 
 pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 
@@ -31,10 +30,6 @@ SPARK_BIN = os.path.join(os.path.dirname(pyspark.__file__), "bin")
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.0"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(path: str, text: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -50,14 +45,6 @@ def _wait_for(path: str, text: str, proc: subprocess.Popen, timeout: float) -> N
     raise TimeoutError(f"{text!r} not in {path} after {timeout}s:\n{open(path).read()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(20)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +58,7 @@ def standalone(tmp_path_factory):
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != ours)
     env.update(SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=str(logs),
                SPARK_WORKER_DIR=str(logs / "work"))
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
     spark_class = os.path.join(SPARK_BIN, "spark-class")
     procs = []
@@ -87,7 +74,7 @@ def standalone(tmp_path_factory):
                     "--port",
                     str(port),
                     "--webui-port",
-                    str(_free_port()),
+                    str(free_port()),
                 ],
                 stdout=open(master_log, "w"),
                 stderr=subprocess.STDOUT,
@@ -110,7 +97,7 @@ def standalone(tmp_path_factory):
                     "--memory",
                     "3g",
                     "--webui-port",
-                    str(_free_port()),
+                    str(free_port()),
                     "--work-dir",
                     str(logs / "work"),
                 ],
@@ -124,7 +111,7 @@ def standalone(tmp_path_factory):
         yield {"url": url, "logs": logs}
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop(proc)
 
 
 def _rows(db: str, key: str) -> list:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from lake_rows import spike_rows
 from simlake import schemas
 from simlake.spark import tables
 from simlake.spark.delta_commit import Replace
@@ -19,15 +20,6 @@ from simlake.spark.delta_commit import Replace
 pytestmark = pytest.mark.spark
 
 
-def _spikes(sim_run: str, trials, threshold: float, value: float) -> pa.Table:
-    n = len(trials)
-    return pa.table({
-        "sim_trial_index": [schemas.sim_trial_index(sim_run, t) for t in trials],
-        "sim_run": [sim_run] * n,
-        "trialnr": list(trials),
-        "threshold": [threshold] * n,
-        "spike_times": [[value]] * n,
-    }, schema=schemas.SPIKE_TIMES)
 
 
 def _rows(spark, path: str) -> list[tuple]:
@@ -45,10 +37,10 @@ def _rows(spark, path: str) -> list[tuple]:
 
 def test_replace_rewrites_a_file_that_mixes_folders(spark, tmp_path):
     db = str(tmp_path)
-    both = pa.concat_tables([_spikes("r/a", [0, 1], 0.0, 1.0), _spikes("r/b", [0], 0.0, 1.0)])
+    both = pa.concat_tables([spike_rows("r/a", [0, 1], 0.0, 1.0), spike_rows("r/b", [0], 0.0, 1.0)])
     assert tables.write_rows(spark, db, "spike_times", both, Replace(("r/a", "r/b"))) == 3
     # a refresh of r/a alone: the shared file is rewritten with r/b's row only
-    assert tables.write_rows(spark, db, "spike_times", _spikes("r/a", [0], 0.0, 2.0),
+    assert tables.write_rows(spark, db, "spike_times", spike_rows("r/a", [0], 0.0, 2.0),
                              Replace(("r/a",))) == 1
     path = os.path.join(db, "spike_times")
     assert _rows(spark, path) == [("r/a", 0, 0.0, 2.0), ("r/b", 0, 0.0, 1.0)]
@@ -60,9 +52,9 @@ def test_replace_rewrites_a_file_that_mixes_folders(spark, tmp_path):
 def test_replace_with_a_column_value_keeps_other_values(spark, tmp_path):
     db = str(tmp_path)
     for threshold, value in ((0.0, 1.0), (-30.0, 5.0)):
-        tables.write_rows(spark, db, "spike_times", _spikes("r/a", [0, 1], threshold, value),
+        tables.write_rows(spark, db, "spike_times", spike_rows("r/a", [0, 1], threshold, value),
                           Replace(("r/a",), "threshold", threshold))
-    tables.write_rows(spark, db, "spike_times", _spikes("r/a", [0, 1], 0.0, 9.0),
+    tables.write_rows(spark, db, "spike_times", spike_rows("r/a", [0, 1], 0.0, 9.0),
                       Replace(("r/a",), "threshold", 0.0))
     assert _rows(spark, os.path.join(db, "spike_times")) == [
         ("r/a", 0, -30.0, 5.0), ("r/a", 0, 0.0, 9.0), ("r/a", 1, -30.0, 5.0),
@@ -72,9 +64,9 @@ def test_replace_with_a_column_value_keeps_other_values(spark, tmp_path):
 def test_delete_rows_and_append(spark, tmp_path):
     db = str(tmp_path)
     tables.write_rows(spark, db, "spike_times",
-                      pa.concat_tables([_spikes("r/a", [0], 0.0, 1.0),
-                                        _spikes("r/b", [0], 0.0, 1.0)]), None)
-    tables.write_rows(spark, db, "spike_times", _spikes("r/c", [0], 0.0, 1.0), None)
+                      pa.concat_tables([spike_rows("r/a", [0], 0.0, 1.0),
+                                        spike_rows("r/b", [0], 0.0, 1.0)]), None)
+    tables.write_rows(spark, db, "spike_times", spike_rows("r/c", [0], 0.0, 1.0), None)
     tables.delete_rows(spark, db, "spike_times", ["r/a", "r/c"])
     assert _rows(spark, os.path.join(db, "spike_times")) == [("r/b", 0, 0.0, 1.0)]
 

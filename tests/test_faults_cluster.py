@@ -8,10 +8,8 @@ lost, and the rerun (the shared local session) completes the database.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from simlake.discovery import discover
 from simlake.ingest_options import IngestOptions
 from simlake.spark import job
 from simlake.spark.ingest import ingest
+from standalone import free_port, stop
 
 pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 
@@ -33,10 +32,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPARK_CLASS = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(args: list[str], log: str, ready: str, env: dict) -> subprocess.Popen:
@@ -53,15 +48,6 @@ def _start(args: list[str], log: str, ready: str, env: dict) -> subprocess.Popen
     return proc
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(20)
 
 
 @pytest.fixture
@@ -72,22 +58,22 @@ def one_worker(tmp_path):
     logs.mkdir()
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(logs),
            "SPARK_WORKER_DIR": str(logs / "work")}
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
     procs: list[subprocess.Popen] = []
     try:
         procs.append(_start(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                             "--port", str(port), "--webui-port", str(_free_port())],
+                             "--port", str(port), "--webui-port", str(free_port())],
                             str(logs / "master.log"), "I have been elected leader", env))
         procs.append(_start(["org.apache.spark.deploy.worker.Worker", url, "--host",
                              "127.0.0.1", "--cores", "2", "--memory", "2g", "--webui-port",
-                             str(_free_port()), "--work-dir", str(logs / "work")],
+                             str(free_port()), "--work-dir", str(logs / "work")],
                             str(logs / "worker.log"), "Successfully registered with master",
                             env))
         yield url, procs[1]
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop(proc)
 
 
 def _decoding_under(worker: psutil.Process) -> bool:

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from lake_rows import spike_rows
 from simlake import schemas
 from simlake.datafiles import write_table_files
 from simlake.lake.commit import commit
@@ -22,15 +23,6 @@ from simlake.lake.snapshot import open_table
 SPEC = schemas.SPECS["spike_times"]
 
 
-def _spikes(sim_run: str, trials, threshold: float, value: float) -> pa.Table:
-    n = len(trials)
-    return pa.table({
-        "sim_trial_index": [schemas.sim_trial_index(sim_run, t) for t in trials],
-        "sim_run": [sim_run] * n,
-        "trialnr": list(trials),
-        "threshold": [threshold] * n,
-        "spike_times": [[value]] * n,
-    }, schema=schemas.SPIKE_TIMES)
 
 
 def _write(root: str, rows: pa.Table) -> list[DataFile]:
@@ -46,7 +38,7 @@ def _rows(root: str) -> list[tuple]:
 
 def test_the_snapshot_lists_the_files_the_writer_committed(tmp_path):
     root = str(tmp_path / "spike_times")
-    rows = [_spikes("r/a", [0, 1, 2], 0.0, 1.0), _spikes("r/b", [5], 0.0, 2.0)]
+    rows = [spike_rows("r/a", [0, 1, 2], 0.0, 1.0), spike_rows("r/b", [5], 0.0, 2.0)]
     written = [f for t in rows for f in _write(root, t)]
     assert commit(root, SPEC, written) == 4
     snap = open_table(root, ("sim_trial_index", "sim_run"))
@@ -87,13 +79,13 @@ def test_statistics_are_exact_or_only_null_counts():
 
 def test_a_replacing_commit_without_jvm_keeps_every_other_row(tmp_path):
     root = str(tmp_path / "spike_times")
-    mixed = _write(root, pa.concat_tables([_spikes("r/a", [0, 1], 0.0, 1.0),
-                                           _spikes("r/b", [0], 0.0, 1.0)]))
-    only_a = _write(root, _spikes("r/a", [2], 0.0, 1.0))
-    only_c = _write(root, _spikes("r/c", [0], 0.0, 1.0))
+    mixed = _write(root, pa.concat_tables([spike_rows("r/a", [0, 1], 0.0, 1.0),
+                                           spike_rows("r/b", [0], 0.0, 1.0)]))
+    only_a = _write(root, spike_rows("r/a", [2], 0.0, 1.0))
+    only_c = _write(root, spike_rows("r/c", [0], 0.0, 1.0))
     commit(root, SPEC, mixed + only_a + only_c)
     # a refresh of r/a alone: the mixed file is rewritten with r/b's row, r/a's file removed
-    new = _write(root, _spikes("r/a", [0], 0.0, 2.0))
+    new = _write(root, spike_rows("r/a", [0], 0.0, 2.0))
     assert commit(root, SPEC, new, Replace(("r/a",))) == 1
     assert _rows(root) == [("r/a", 0, 0.0, 2.0), ("r/b", 0, 0.0, 1.0), ("r/c", 0, 0.0, 1.0)]
     live = open_table(root, ("sim_run",)).files
@@ -107,9 +99,9 @@ def test_a_replacing_commit_without_jvm_keeps_every_other_row(tmp_path):
 
 def test_a_replacing_commit_with_a_column_value_keeps_other_values(tmp_path):
     root = str(tmp_path / "spike_times")
-    commit(root, SPEC, _write(root, pa.concat_tables([_spikes("r/a", [0, 1], 0.0, 1.0),
-                                                      _spikes("r/a", [0, 1], -30.0, 5.0)])))
-    commit(root, SPEC, _write(root, _spikes("r/a", [0, 1], 0.0, 9.0)),
+    commit(root, SPEC, _write(root, pa.concat_tables([spike_rows("r/a", [0, 1], 0.0, 1.0),
+                                                      spike_rows("r/a", [0, 1], -30.0, 5.0)])))
+    commit(root, SPEC, _write(root, spike_rows("r/a", [0, 1], 0.0, 9.0)),
            Replace(("r/a",), "threshold", 0.0))
     assert _rows(root) == [("r/a", 0, -30.0, 5.0), ("r/a", 0, 0.0, 9.0),
                            ("r/a", 1, -30.0, 5.0), ("r/a", 1, 0.0, 9.0)]
@@ -117,10 +109,10 @@ def test_a_replacing_commit_with_a_column_value_keeps_other_values(tmp_path):
 
 def test_removing_files_of_a_snapshot_and_a_missing_table(tmp_path):
     root = str(tmp_path / "spike_times")
-    first = _write(root, _spikes("r/a", [0, 1], 0.0, 1.0))
+    first = _write(root, spike_rows("r/a", [0, 1], 0.0, 1.0))
     commit(root, SPEC, first)
     snap = open_table(root)
-    again = _write(root, _spikes("r/a", [0, 1], 0.0, 1.0))
+    again = _write(root, spike_rows("r/a", [0, 1], 0.0, 1.0))
     commit(root, SPEC, again, removes=snap.files, data_change=False,
            read_version=snap.version)
     after = open_table(root)
