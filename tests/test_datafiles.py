@@ -225,6 +225,21 @@ def test_footer_records_the_longest_list_per_sim_run(tmp_path):
     recorded = json.loads(footer[LIST_LENGTHS_KEY.encode()])
     assert recorded == {"spike_times": {run: max(max(v), 0) for run, v in parts.items()}}
 
+    # one part holding several folders (a decoder's batch), in chunks with their own
+    # dictionaries, a folder in two places, plain strings too: the same longest lists
+    encoded = [encode_strings(rows(run, lengths)) for run, lengths in parts.items()]
+    encoded.append(encode_strings(rows("results/a", [7, 1])))
+    plain = [rows(run, lengths) for run, lengths in parts.items()]
+    cases = [(pa.concat_tables(encoded), {"results/a": 7, "results/b": 1, "results/c": 0}),
+             (pa.concat_tables(plain), {"results/a": 5, "results/b": 1, "results/c": 0})]
+    for i, (part, expected) in enumerate(cases):
+        out = tmp_path / f"many{i}"
+        writer = TableFileWriter(str(out), "cell_activation", schemas.CELL_ACTIVATION)
+        writer.add(part)
+        [f] = writer.close()
+        footer = pq.ParquetFile(os.path.join(str(out), f.path)).metadata.metadata
+        assert json.loads(footer[LIST_LENGTHS_KEY.encode()]) == {"spike_times": expected}
+
 
 def test_plain_files_use_the_ingest_codec_and_exact_stats(tmp_path):
     """A user's frame goes through the same writer module: the codec of the ingest's non-trace
