@@ -91,3 +91,22 @@ def test_pause_hook_options_and_exit_codes():
     assert exit_code(IngestOptions("/r", "/d"), IngestSummary("r", "/d", "/r")) == EXIT_NOTHING
     running = IngestSummary("r", "/d", "/r", skipped_running=["x_running"])
     assert exit_code(IngestOptions("/r", "/d"), running) == EXIT_OK  # taken by a later run
+
+
+def test_summary_prints_one_line_for_many_files_rejected_for_the_same_reason():
+    """100 copies of a real folder whose param files name anatomy files of another machine:
+    one line for them, naming the first file and how many more; a reason shared by fewer
+    files keeps a line per file."""
+    missing = "reference neuron.filename -> /gpfs/x/86_C2_center.hoc not stored: no such file"
+    copies = [Rejection(f"/raw/results/run_{i:03d}/{i}_neuron_model.param", f"results/run_{i:03d}",
+                        "neuron_param_reference", missing) for i in range(100)]
+    others = [Rejection("/raw/results/run_000/simulation_run0001_synapses.csv",
+                        "results/run_000", "synapse_activation", "line 3: 2 fields, 6 wanted"),
+              Rejection("/raw/results/run_001/simulation_run0001_synapses.csv",
+                        "results/run_001", "synapse_activation", "line 3: 2 fields, 6 wanted")]
+    summary = IngestSummary("r", "/db", "/raw", rejections=copies + others)
+    lines = [line.strip() for line in str(summary).splitlines()]
+    assert "rejected: 102" in lines
+    named = [line for line in lines if line.startswith("/raw/")]
+    assert named == [copies[0].line() + " (and 99 more files with the same reason: all in the "
+                     "ingest_errors table)", others[0].line(), others[1].line()]

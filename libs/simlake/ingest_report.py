@@ -30,6 +30,30 @@ def deduplicated(records: Sequence[Sequence]) -> list[Rejection]:
     return [Rejection(*r) for r in sorted(set(map(tuple, records)))]
 
 
+#: From this many rejections with the same kind and reason on, the summary prints one line for
+#: them all: 100 copies of a real sim-run folder whose param files point at anatomy files of
+#: another machine would otherwise print 400 lines that differ only in the folder.
+SAME_REASON_LINES = 3
+
+
+def rejection_lines(rejections: Sequence[Rejection]) -> list[str]:
+    """The summary's lines for ``rejections``: one per file, except that rejections sharing a
+    kind and reason (:data:`SAME_REASON_LINES` or more) get one line naming the first file and
+    how many more; every file stays named in the ``ingest_errors`` table."""
+    by_reason: dict[tuple[str, str], list[Rejection]] = {}
+    for r in rejections:
+        by_reason.setdefault((r.kind, r.reason), []).append(r)
+    lines = []
+    for r in rejections:
+        same = by_reason[(r.kind, r.reason)]
+        if len(same) < SAME_REASON_LINES:
+            lines.append(r.line())
+        elif same[0] is r:
+            lines.append(f"{r.line()} (and {len(same) - 1} more files with the same reason: "
+                         "all in the ingest_errors table)")
+    return lines
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
     """What one commit batch did."""
@@ -96,7 +120,7 @@ class IngestSummary:
         for sim_run in self.folders_done_concurrently:
             lines.append(f"  committed meanwhile by another run: {sim_run}")
         lines.append(f"  rejected: {len(self.rejections)}")
-        lines.extend("    " + r.line() for r in self.rejections)
+        lines.extend("    " + line for line in rejection_lines(self.rejections))
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.nothing_new:
             lines.append("  nothing new: the database was left unchanged")
