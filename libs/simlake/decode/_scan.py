@@ -256,7 +256,8 @@ def dictionary_codes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray
     """Dictionary encoding of the byte strings ``data[starts[i]:ends[i]]``: a code per string
     (int32, numbered in order of first appearance) and, per code, the index of the string that
     first had it. Runs of equal strings (a file's sorted type column) cost one comparison per
-    string; other strings one hash lookup."""
+    string; other strings, while there are at most :data:`FEW_CODES` distinct ones, a comparison
+    with each, else one hash lookup."""
     return _dictionary_codes(data, starts, ends)
 
 
@@ -266,6 +267,11 @@ def _same(data, a, b, n):  # pragma: no cover - compiled
         if data[a + j] != data[b + j]:
             return False
     return True
+
+
+#: Up to this many distinct strings, a string is compared with each of them instead of hashed:
+#: label columns (``dendrite_label``: a handful of values, not in runs) cost a third as much.
+FEW_CODES = 8
 
 
 @compiled
@@ -283,6 +289,17 @@ def _dictionary_codes(data, starts, ends):  # pragma: no cover - compiled
                                                                    length):
             codes[i] = codes[i - 1]
             continue
+        if n_codes <= FEW_CODES:  # compare with each: cheaper than hashing every byte
+            code = -1
+            for c in range(n_codes):
+                other = first[c]
+                if ends[other] - starts[other] == length and _same(data, s, starts[other],
+                                                                   length):
+                    code = c
+                    break
+            if code >= 0:
+                codes[i] = code
+                continue
         h = np.uint64(14695981039346656037)  # FNV-1a
         for j in range(length):
             h = (h ^ np.uint64(data[s + j])) * np.uint64(1099511628211)
