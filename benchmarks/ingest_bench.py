@@ -93,8 +93,10 @@ class PeakRSS:
             self._stop.wait(self.interval)
 
 
-def run_simlake_ingest(raw: str, db: str, extra_args: tuple[str, ...] = ()) -> dict:
-    """``simlake ingest`` in its own process; wall time, in-job seconds, peak memory."""
+def run_simlake_ingest(raw: str, db: str, extra_args: tuple[str, ...] = (),
+                       exit_codes: tuple[int, ...] = (0,)) -> dict:
+    """``simlake ingest`` in its own process; wall time, in-job seconds, peak memory.
+    ``exit_codes``: the ones that count as done (2: files rejected, the rest ingested)."""
     cmd = [sys.executable, "-m", "simlake.cli", "ingest", raw, db, *extra_args]
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     started = time.monotonic()
@@ -103,7 +105,7 @@ def run_simlake_ingest(raw: str, db: str, extra_args: tuple[str, ...] = ()) -> d
         with PeakRSS(proc.pid) as peak:
             stdout, _ = proc.communicate()
     wall = time.monotonic() - started
-    if proc.returncode != 0:
+    if proc.returncode not in exit_codes:
         raise RuntimeError(f"ingest failed ({proc.returncode}): {stdout[-2000:]}")
     seconds = float(re.search(r"seconds: ([0-9.]+)", stdout).group(1))
     return {

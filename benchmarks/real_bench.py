@@ -14,6 +14,8 @@ Baseline (ISF-like pandas ``init``) and ceiling (``pyarrow.csv`` parse only) are
     python benchmarks/real_bench.py rerun         # (d) a rerun with nothing new, 10,000 trials
     python benchmarks/real_bench.py nightly       # (e) a run finding one new folder, 10,000
     python benchmarks/real_bench.py all           # the five, in this order
+    python benchmarks/real_bench.py copies --source DIR --folders 1000
+                                                  # (r) copies of a real sim-run folder
 
 Sizes are options (``--folders``, ``--trials-per-folder``, ``--trials``) for quick runs. Trees
 are kept in ``--workdir`` (default ``/tmp/simlake-real-bench``) and reused by later commands with
@@ -44,6 +46,7 @@ from ingest_bench import (
     run_simlake_ingest,
     tree_bytes,
 )
+from real_copies import copies_tree
 
 from simlake import synth
 from simlake.discovery import discover
@@ -121,12 +124,13 @@ def data_file_mb(raw: str) -> float:
 INGEST_ARGS: list[str] = []
 
 
-def ingest(raw: str, db: str, fresh_db: bool = True) -> dict:
+def ingest(raw: str, db: str, fresh_db: bool = True, exit_codes: tuple[int, ...] = (0,)
+           ) -> dict:
     if fresh_db:
         shutil.rmtree(db, ignore_errors=True)
     read_tree(raw)  # warm page cache, as for baseline and ceiling
     before = load()
-    result = run_simlake_ingest(raw, db, tuple(INGEST_ARGS))
+    result = run_simlake_ingest(raw, db, tuple(INGEST_ARGS), exit_codes)
     result["load"] = f"{before} -> {load()}"
     return result
 
@@ -197,6 +201,45 @@ def bench_parse6000(args) -> dict:
                 f"{verdict(speedup, TARGETS['b_vs_baseline'], True)}")
             out[mode]["vs_baseline"] = speedup
     return out
+
+
+def bench_copies(args) -> dict:
+    """(r) copies of a real sim-run folder (``--source``), as issue 18 first measured: the
+    ingest (all keys, in-job and wall) against the parse ceiling of the same files, and against
+    ISF's own ``init`` as the issue measured it on 100 copies of ISF's example folder."""
+    if not args.source:
+        raise SystemExit("copies: --source DIR (a real simrun folder) is required")
+    name = f"copies_{args.folders}_{os.path.basename(args.source.rstrip('/'))}"
+    raw = copies_tree(args.source, os.path.join(args.workdir, name), args.folders)
+    data_mb = data_file_mb(raw)
+    trials = sum(len(f.synapse_files) for f in discover(raw).folders)
+    say(f"(r) {args.folders} copies of {args.source} ({trials} trials, {data_mb:.0f} MB of "
+        "data files): simlake ingest RAW DB, all keys")
+    db = os.path.join(args.workdir, "db_r")
+    # exit 2 expected: a copied folder's param files name anatomy files of another machine
+    r = ingest(raw, db, exit_codes=(0, 2))
+    shutil.rmtree(db, ignore_errors=True)
+    say(f"    ingest {r['job_seconds']:.1f} s in job ({r['wall']:.1f} s wall), "
+        f"{data_mb / r['job_seconds']:.0f} MB/s  [{r['load']}]")
+    scratch = os.path.join(args.workdir, "ceiling-out")
+    os.makedirs(scratch, exist_ok=True)
+    read_tree(raw)
+    before = load()
+    ceiling = run_pool(_ceiling_folder, raw, scratch, args.workers)
+    shutil.rmtree(scratch, ignore_errors=True)
+    say(f"    pyarrow.csv parse ceiling: {ceiling:.1f} s ({data_mb / ceiling:.0f} MB/s)  "
+        f"[{before} -> {load()}]")
+    isf_s = ISF_INIT_S_PER_MB * data_mb
+    say(f"(r) of parse ceiling {100 * ceiling / r['job_seconds']:.0f}%; vs ISF's init as issue "
+        f"18 measured it ({ISF_INIT_S_PER_MB * 1e3:.0f} ms per MB of real data files, "
+        f"{isf_s:.0f} s for these): {isf_s / r['job_seconds']:.1f}x in job, "
+        f"{isf_s / r['wall']:.1f}x wall")
+    return {"r_job_s": r["job_seconds"], "r_wall_s": r["wall"], "r_ceiling_s": ceiling}
+
+
+#: ISF's own ``init`` as issue 18 measured it: 115.8 s on 100 copies of ISF's example sim-run
+#: folder (600 trials, 572 MB of csv data files) on this machine kind.
+ISF_INIT_S_PER_MB = 115.8 / 572.0
 
 
 def code_version() -> str:
@@ -328,12 +371,14 @@ def bench_nightly(args) -> dict:
 
 COMMANDS = {"ingest600": bench_ingest600, "parse6000": bench_parse6000, "loc": bench_loc,
             "rerun": bench_rerun, "nightly": bench_nightly}
+#: Commands that ``all`` leaves out: ``copies`` needs a real folder (``--source``).
+EXTRA_COMMANDS = {"copies": bench_copies}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=[*COMMANDS, "all"])
+    parser.add_argument("command", choices=[*COMMANDS, *EXTRA_COMMANDS, "all"])
     parser.add_argument("--workdir", default="/tmp/simlake-real-bench")
     parser.add_argument("--fresh", action="store_true", help="rebuild kept trees and databases")
     parser.add_argument("--folders", type=int, default=None,
@@ -347,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repeats per figure ((a), (c))")
     parser.add_argument("--repeat-rerun", type=int, default=2, help="(d) reruns")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--source", default=None,
+                        help="(r) copies: a real simrun folder to copy --folders times "
+                             "(e.g. ISF's getting_started example folder; never committed)")
     parser.add_argument("--class-archive", action="store_true",
                         help="ingest with the opt-in JVM class archive (written by the first "
                              "such run, mapped by later ones)")
@@ -363,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd_args.folders = 1000 if name == "parse6000" else 100
         if name == "ingest600" and args.command == "all":
             cmd_args.repeat = 1
-        COMMANDS[name](cmd_args)
+        {**COMMANDS, **EXTRA_COMMANDS}[name](cmd_args)
     return 0
 
 

@@ -62,3 +62,26 @@ def test_real_bench_smoke(tmp_path):
     from simlake import DataBase  # the kept database did not get the new folder
 
     assert len(DataBase(str(tmp_path / "db_study_3"))["sim_trial_index"]) == 3
+
+
+def test_real_bench_copies_smoke(tmp_path):
+    """(r) on copies of one sim-run folder (a generated old-era one stands in for a real one):
+    the copies are distinct folders the ingest takes, and the figures are printed."""
+    from simlake import synth
+    from simlake.discovery import discover
+
+    synth.generate_tree(tmp_path / "gen", runs=1, trials=2, times=50, profile="real")
+    source = discover(str(tmp_path / "gen")).folders[0]
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "real_bench.py"), "copies",
+         "--source", source.abspath, "--folders", "3", "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+    assert "(r) 3 copies of" in out.stdout and "(6 trials," in out.stdout
+    assert any(line.startswith("(r) of parse ceiling") for line in out.stdout.splitlines())
+    copies = discover(str(tmp_path / "work" / f"copies_3_{os.path.basename(source.abspath)}"))
+    assert len({f.sim_run for f in copies.folders}) == 3
+    for folder in copies.folders:  # each copy's id-prefixed files carry its own id
+        assert folder.voltage_file.startswith(folder.abspath.rsplit("_", 1)[1] + "_")
