@@ -160,26 +160,39 @@ def _copy(job: tuple[str, str]) -> None:
 # ----------------------------------------------------------------------------- pool tasks
 
 
+def _infers_str() -> bool:
+    """Whether pandas makes ``str`` columns of strings (pandas >= 3; ISF's pandas 1.1 makes
+    ``object`` columns, and the baseline runs under both)."""
+    try:
+        return bool(pd.get_option("future.infer_string"))
+    except KeyError:  # pandas' OptionError is one
+        return False
+
+
 def _worker_init() -> None:
-    # ISF runs on pandas 1.1, where strings are object columns (pandas 3 infers str columns);
-    # a pool process is the baseline's own, so the option is set for its lifetime
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pd.set_option("future.infer_string", False)
+    # strings as object columns, as in ISF's pandas; a pool process is the baseline's own, so
+    # the option is set for its lifetime
+    if _infers_str():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pd.set_option("future.infer_string", False)
 
 
 @contextlib.contextmanager
 def _object_strings():
     """The driver's share of the run with object string columns, as in :func:`_worker_init`."""
+    if not _infers_str():
+        yield
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pd.option_context("future.infer_string", False):
             yield
 
 
-def _trial_index(job: tuple[str, str, str]) -> list[str]:
-    path, rel, loadtxt = job
-    return list(read_traces(path, rel, loadtxt).index)
+def _trial_index(job: tuple[SimRun, str]) -> tuple[SimRun, list[str]]:
+    run, loadtxt = job
+    return run, list(read_traces(run.voltage, run.rel, loadtxt).index)
 
 
 def _write_traces(job: tuple[str, str, str, str]) -> None:
@@ -238,22 +251,22 @@ def run(raw: str, out: str, workers: int, loadtxt: str = "python") -> dict[str, 
 
         # 1. core
         read_traces(runs[0].voltage, runs[0].rel, loadtxt).head()  # the lazy frame's meta
-        per_run = list(pool.map(_trial_index, [(r.voltage, r.rel, loadtxt) for r in runs]))
-        stis = [s for part in per_run for s in part]
+        trials = list(pool.map(_trial_index, [(r, loadtxt) for r in runs]))  # (run, its stis)
+        stis = [s for _, part in trials for s in part]
         _mkdirs(out, "voltage_traces", "synapse_activation", "cell_activation",
                 "dendritic_recordings", "dendritic_spike_times", "parameterfiles")
         _save(stis, out, "sim_trial_index")
         metadata = pd.concat(pool.map(_metadata, [(os.path.dirname(r.voltage), s)
-                                                  for r, s in zip(runs, per_run, strict=True)]))
+                                                  for r, s in trials]))
         dump_frame(metadata.copy(), os.path.join(out, "metadata"))
         lap("core: trial index (parse 1)")
         parts = [os.path.join(out, "voltage_traces", f"part.{i:05d}") for i in range(len(runs))]
-        list(pool.map(_write_traces, [(r.voltage, r.rel, loadtxt, p)
-                                      for r, p in zip(runs, parts, strict=True)]))
+        list(pool.map(_write_traces, [(r.voltage, r.rel, loadtxt, parts[i])
+                                      for i, r in enumerate(runs)]))
         lap("core: voltage traces (parse 2, write)")
 
         # 2. parameter files
-        trial_runs = [(s, r) for r, part in zip(runs, per_run, strict=True) for s in part]
+        trial_runs = [(s, r) for r, part in trials for s in part]
         rows = pd.DataFrame(list(pool.map(_param_row, trial_runs, chunksize=8)),
                             columns=["sim_trial_index", "path_neuron", "path_network",
                                      "hash_neuron", "hash_network"])
@@ -264,8 +277,8 @@ def run(raw: str, out: str, workers: int, loadtxt: str = "python") -> dict[str, 
         # 3. synapse and cell activation
         for key, header, attr in (("synapse_activation", SYNAPSE_HEADER, "synapses"),
                                   ("cell_activation", CELL_HEADER, "cells")):
-            jobs = [(p, s) for r, part in zip(runs, per_run, strict=True)
-                    for p, s in zip(getattr(r, attr), part, strict=False)]
+            jobs = [(p, part[k]) for r, part in trials
+                    for k, p in enumerate(getattr(r, attr)) if k < len(part)]
             if not jobs:
                 continue
             n_commas = max(pool.map(max_delimiters, [p for p, _ in jobs], chunksize=4)) + 1
@@ -283,8 +296,8 @@ def run(raw: str, out: str, workers: int, loadtxt: str = "python") -> dict[str, 
             os.makedirs(folder, exist_ok=True)
             read_traces(files[0][1], files[0][0].rel, loadtxt).head()  # meta
             paths = [os.path.join(folder, f"part.{i:05d}") for i in range(len(files))]
-            list(pool.map(_write_traces, [(p, r.rel, loadtxt, o)
-                                          for (r, p), o in zip(files, paths, strict=True)]))
+            list(pool.map(_write_traces, [(p, r.rel, loadtxt, paths[i])
+                                          for i, (r, p) in enumerate(files)]))
             lap("dendritic traces (parse, write)")
             spikes = pd.concat(pool.map(_spikes, [(p, DENDRITIC_THRESHOLD) for p in paths]))
             _save(spikes, out, "dendritic_spike_times", f"{label}_{DENDRITIC_THRESHOLD}")
