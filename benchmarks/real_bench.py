@@ -182,10 +182,7 @@ def bench_parse6000(args) -> dict:
     # measured once; the ISF-faithful baseline also stores the parameter files: on each tree
     first = next(iter(out.values()))
     data_mb = data_file_mb(first["raw"])
-    names = [n for n in args.baseline.split(",") if n] if not args.no_baseline else []
-    unknown = set(names) - set(BASELINES)
-    if unknown:
-        raise SystemExit(f"--baseline: unknown {sorted(unknown)}; known: {sorted(BASELINES)}")
+    names = [] if args.no_baseline else baseline_names(args)
     ceiling = _baseline_figure("ceiling", "pyarrow.csv parse ceiling", first["raw"], data_mb,
                                args)
     for mode, r in out.items():
@@ -207,6 +204,15 @@ def bench_parse6000(args) -> dict:
                 + (verdict(speedup, TARGETS["b_vs_baseline"], True) if name == "isf"
                    else "(a lower bound of ISF's init: no target)"))
     return out
+
+
+def baseline_names(args) -> list[str]:
+    """The ``--baseline`` names, checked."""
+    names = [n for n in args.baseline.split(",") if n]
+    unknown = set(names) - set(BASELINES)
+    if unknown:
+        raise SystemExit(f"--baseline: unknown {sorted(unknown)}; known: {sorted(BASELINES)}")
+    return names
 
 
 def _baseline_figure(name: str, label: str, raw: str, data_mb: float, args) -> float:
@@ -235,7 +241,7 @@ def bench_baseline(args) -> dict:
     ISF-faithful baseline's stages (to calibrate it against ISF's own init)."""
     trials = args.folders * args.trials_per_folder
     out = {}
-    names = [n for n in args.baseline.split(",") if n]
+    names = baseline_names(args)
     for mode in args.network_params.split(","):
         raw, _ = real_tree(args.workdir, f"real_{args.folders}x{args.trials_per_folder}_{mode}",
                            [args.trials_per_folder] * args.folders, mode, args.fresh)
