@@ -74,9 +74,11 @@ def read_traces(path: str, rel: str, loadtxt: str) -> pd.DataFrame:
         times = [0.025 * n for n in range(data.shape[1])]  # ISF assumes a fixed 0.025 ms step
         trials = list(range(len(values)))
     else:
-        with open(path) as fh:
-            data = (loadtxt_python(path) if loadtxt == "python"
-                    else np.loadtxt(fh, skiprows=1, unpack=True, dtype="float64"))
+        if loadtxt == "python":
+            data = loadtxt_python(path)
+        else:
+            with open(path) as fh:
+                data = np.loadtxt(fh, skiprows=1, unpack=True, dtype="float64")
         if data.ndim == 1:
             data = data.reshape(len(data), 1)
         times, values = data[0], data[1:]
