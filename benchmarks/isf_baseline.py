@@ -72,15 +72,14 @@ DENDRITIC_THRESHOLD = -30.0
 
 @dataclass(frozen=True)
 class SimRun:
-    """One sim-run folder as ISF's init sees it (paths absolute, ``rel`` relative to the tree)."""
+    """One sim-run folder's data files (paths absolute, ``rel`` relative to the tree); ISF
+    finds the param files per trial (:func:`_param_row`)."""
 
     rel: str
     voltage: str
     synapses: tuple[str, ...]
     cells: tuple[str, ...]
     dendritic: tuple[tuple[str, str], ...]  # (recording-site label, path)
-    neuron_param: str | None
-    network_param: str | None
 
 
 def find_sim_runs(raw: str) -> list[SimRun]:
@@ -100,8 +99,6 @@ def find_sim_runs(raw: str) -> list[SimRun]:
                         if n.endswith("_presynaptic_cells.csv")),
             dendritic=tuple((n[len(prefix) + 1: -len(DEND_SUFFIX)], os.path.join(dirpath, n))
                             for n in sorted(names) if n.endswith(DEND_SUFFIX)),
-            neuron_param=_one_file(dirpath, names, "_neuron_model.param"),
-            network_param=_one_file(dirpath, names, "_network_model.param"),
         ))
     return sorted(runs, key=lambda r: r.rel)
 
