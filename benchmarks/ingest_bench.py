@@ -6,17 +6,19 @@ on the same machine and cores:
 - **simlake**: ``simlake ingest RAW DB`` as its own process (local Spark + Delta): wall seconds
   (with and without Spark start-up), MB/s and trials/s, peak RSS of the driver JVM and of the
   Python processes (driver + workers, summed);
-- **baseline**: what ISF's ``init`` does, per file ``pandas.read_csv`` of the voltage, dendritic,
-  synapse and presynaptic-cell files, per-trial frames concatenated and pickled per folder, on a
-  pool of as many processes as cores (ISF runs on dask processes);
+- **baseline** (``--baseline``): ``isf`` (default), the ISF-faithful baseline of
+  ``isf_baseline.py``: the stages and algorithms of ISF's ``init`` with its defaults; or
+  ``pandas``, a lower bound: one ``pandas.read_csv`` per voltage, dendritic, synapse and
+  presynaptic-cell file, per-trial frames concatenated and pickled per folder. Both on a pool of
+  as many processes as cores (ISF runs on dask processes);
 - **ceiling**: ``pyarrow.csv`` parsing the same files on the same pool, writing nothing.
-  Baseline and ceiling read every data file the ingest reads (not the small parameter files),
-  so all three MB/s figures divide the same raw bytes;
+  Baseline and ceiling read every data file the ingest reads (the ISF-faithful baseline also
+  its parameter files, as ISF's init does), and all three MB/s figures divide the same raw bytes;
 - **adapter**: ``DataBase(DB)['voltage_traces']`` ``.loc[sti]`` latency and full-read MB/s.
 
 Ingest, baseline and ceiling each start right after the tree was read once, so none of them is
-measured on a page cache that the one before evicted (the baseline writes ~3.5x the raw bytes
-of pickles, which are deleted before the ceiling runs).
+measured on a page cache that the one before evicted (what the baseline writes, partitions or
+pickles, is deleted before the ceiling runs).
 
 Prints a markdown table and writes it, with the machine description, to ``--out``.
 
@@ -44,6 +46,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pyarrow.csv as pacsv
+from isf_baseline import run as run_isf_baseline
 
 from simlake import synth
 from simlake.discovery import discover
@@ -123,8 +126,26 @@ def run_simlake_ingest(raw: str, db: str, extra_args: tuple[str, ...] = (),
 FolderJob = tuple[str, list[str], list[str], list[str], str]
 
 
-def _isf_like_folder(args: FolderJob) -> int:
-    """Per-file pandas parsing, per-trial frames concatenated, pickled (ISF's init, in short)."""
+#: The baselines, by ``--baseline`` name, as the figures print them.
+BASELINES = {
+    "isf": "ISF-faithful baseline (isf_baseline.py: ISF init's stages and algorithms)",
+    "pandas": "pandas lower bound (one pandas.read_csv per data file, pickled per folder)",
+}
+
+
+def run_baseline(name: str, raw: str, out_dir: str, workers: int,
+                 loadtxt: str = "python") -> dict[str, float]:
+    """Run baseline ``name`` (a key of :data:`BASELINES`) over ``raw``, writing into the empty
+    folder ``out_dir``: seconds, ``"total"`` and (``isf``) per stage."""
+    if name == "pandas":
+        return {"total": run_pool(_pandas_folder, raw, out_dir, workers)}
+    return run_isf_baseline(raw, out_dir, workers, loadtxt)
+
+
+def _pandas_folder(args: FolderJob) -> int:
+    """Per-file pandas parsing, per-trial frames concatenated, pickled: a lower bound of ISF's
+    init (it leaves out the loadtxt parses, the pre-pass, the per-line rewriting, the spike
+    times and the parameter files)."""
     voltage_path, synapse_paths, cell_paths, dendritic_paths, out = args
     frames = {}
     if voltage_path.endswith(".csv"):
@@ -265,7 +286,8 @@ def bench_size(trials: int, args, workdir: str) -> dict:
     os.makedirs(pickles)
     if args.baseline_max_trials is None or trials <= args.baseline_max_trials:
         read_tree(raw)
-        result["baseline_s"] = run_pool(_isf_like_folder, raw, pickles, args.workers)
+        result["baseline_s"] = run_baseline(args.baseline, raw, pickles, args.workers,
+                                            args.isf_loadtxt)["total"]
         if not args.keep:
             shutil.rmtree(pickles, ignore_errors=True)
         read_tree(raw)
@@ -320,6 +342,23 @@ def machine() -> str:
     )
 
 
+def add_baseline_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--baseline`` and ``--isf-loadtxt``, shared by the benchmark commands."""
+    names = ", ".join(f"{k}: {v}" for k, v in BASELINES.items())
+    parser.add_argument(
+        "--baseline", default="isf",
+        choices=None if several else list(BASELINES),
+        help=("which baselines, comma-separated" if several else "which baseline")
+        + f" ({names}; default isf)",
+    )
+    parser.add_argument(
+        "--isf-loadtxt", choices=("python", "numpy"), default="python",
+        help="how the ISF-faithful baseline parses trace files: python = numpy <= 1.22's "
+             "loadtxt, a Python call per value (ISF pins numpy 1.19.2; default), numpy = "
+             "today's compiled numpy.loadtxt",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -332,10 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=4_000)
     parser.add_argument("--trials-per-folder", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    add_baseline_options(parser)
     parser.add_argument(
         "--baseline-max-trials", type=int, default=None,
-        help="skip baseline and ceiling for larger trees (the baseline pickles ~3.5x the raw "
-             "bytes and takes longest)",
+        help="skip baseline and ceiling for larger trees (the baseline writes about the raw "
+             "bytes again and takes longest)",
     )
     parser.add_argument("--workdir", default=None, help="where trees go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep generated trees and databases")
@@ -355,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
             print(
-                f"size {size}: generating / ingesting / baseline / ceiling / adapter ...",
+                f"size {size}: generating / ingesting / {BASELINES[args.baseline]} / ceiling "
+                "/ adapter ...",
                 file=sys.stderr,
                 flush=True,
             )
@@ -374,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"Command: `python benchmarks/ingest_bench.py --sizes {args.sizes}` "
                 f"({args.times} time points, {args.synapses} synapse lines, {args.cells} "
                 f"presynaptic cells per trial; {args.workers} worker processes for baseline "
-                "and ceiling).\n\n"
+                f"and ceiling; baseline: {BASELINES[args.baseline]}).\n\n"
             )
             fh.write(table + "\n")
     return 0

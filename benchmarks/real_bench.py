@@ -4,8 +4,12 @@ The trees come from ``simlake.synth`` with ``profile="real"``: files of the size
 number formats of ISF's example simrun folder (9,802 voltage rows, ~4,400 synapse and ~5,500
 presynaptic-cell lines a trial, a ~350 KB network param file with 278 cell types, an 8 KB neuron
 param file, an 800 KB ``.hoc``; old-era folders print 12 significant digits, new-era ``repr``).
-Baseline (ISF-like pandas ``init``) and ceiling (``pyarrow.csv`` parse only) are those of
-``ingest_bench.py``, on the same files, pools of ``--workers`` processes.
+The baseline of (b) is by default the ISF-faithful one (``isf_baseline.py``: the stages and
+algorithms of ISF's ``init`` with its defaults, run on each tree measured, since its parameter-
+file work differs between shared and distinct network files); ``--baseline pandas`` (or
+``isf,pandas``) adds the pandas lower bound of ``ingest_bench.py``. The ceiling
+(``pyarrow.csv`` parse only) reads the same data files. All on pools of ``--workers``
+processes.
 
     python benchmarks/real_bench.py ingest600     # (a) 100 folders x 6 trials, all keys, wall
     python benchmarks/real_bench.py parse6000     # (b) 1,000 x 6: of ceiling, vs baseline,
@@ -16,6 +20,8 @@ Baseline (ISF-like pandas ``init``) and ceiling (``pyarrow.csv`` parse only) are
     python benchmarks/real_bench.py all           # the five, in this order
     python benchmarks/real_bench.py copies --source DIR --folders 1000
                                                   # (r) copies of a real sim-run folder
+    python benchmarks/real_bench.py baseline --folders 100 --network-params shared
+                                                  # the (b) baselines alone, no ingest
 
 Sizes are options (``--folders``, ``--trials-per-folder``, ``--trials``) for quick runs. Trees
 are kept in ``--workdir`` (default ``/tmp/simlake-real-bench``) and reused by later commands with
@@ -38,10 +44,12 @@ from collections.abc import Callable
 
 import numpy as np
 from ingest_bench import (
+    BASELINES,
     _ceiling_folder,
-    _isf_like_folder,
+    add_baseline_options,
     machine,
     read_tree,
+    run_baseline,
     run_pool,
     run_simlake_ingest,
     tree_bytes,
@@ -174,32 +182,80 @@ def bench_parse6000(args) -> dict:
             f"({r['wall']:.1f} s wall), {mb:.0f} MB, {mb / r['job_seconds']:.0f} MB/s  "
             f"[{r['load']}]")
         shutil.rmtree(os.path.join(args.workdir, f"db_b_{mode}"), ignore_errors=True)
-    # baseline and ceiling read the data files only, identical in both trees: measured once
+    # the ceiling and the pandas lower bound read the data files only, identical in both trees:
+    # measured once; the ISF-faithful baseline also stores the parameter files: on each tree
     first = next(iter(out.values()))
-    raw, data_mb = first["raw"], data_file_mb(first["raw"])
-    pickles = os.path.join(args.workdir, "pickles")
-    figures = {}
-    for name, fn in (("ceiling", _ceiling_folder), ("baseline", _isf_like_folder)):
-        if name == "baseline" and args.no_baseline:
-            continue
-        shutil.rmtree(pickles, ignore_errors=True)
-        os.makedirs(pickles)
-        read_tree(raw)
-        before = load()
-        figures[name] = run_pool(fn, raw, pickles, args.workers)
-        shutil.rmtree(pickles, ignore_errors=True)
-        say(f"    {name}: {figures[name]:.1f} s ({data_mb / figures[name]:.0f} MB/s of data "
-            f"files)  [{before} -> {load()}]")
+    data_mb = data_file_mb(first["raw"])
+    names = [] if args.no_baseline else baseline_names(args)
+    ceiling = _baseline_figure("ceiling", "pyarrow.csv parse ceiling", first["raw"], data_mb,
+                               args)
     for mode, r in out.items():
-        frac = figures["ceiling"] / r["job"]
+        frac = ceiling / r["job"]
         say(f"(b) {mode}: of parse ceiling {100 * frac:.0f}% "
             f"{verdict(100 * frac, 100 * TARGETS['b_of_ceiling'], True)}")
         out[mode]["of_ceiling"] = frac
-        if "baseline" in figures:
-            speedup = figures["baseline"] / r["job"]
-            say(f"(b) {mode}: vs ISF-like baseline {speedup:.1f}x "
-                f"{verdict(speedup, TARGETS['b_vs_baseline'], True)}")
-            out[mode]["vs_baseline"] = speedup
+    for name in names:
+        for mode, r in out.items():
+            if name != "isf" and mode != next(iter(out)):
+                seconds = out[next(iter(out))][f"{name}_s"]
+            else:
+                seconds = _baseline_figure(name, f"{BASELINES[name]}, {mode} tree", r["raw"],
+                                           data_mb, args)
+            out[mode][f"{name}_s"] = seconds
+            speedup = seconds / r["job"]
+            out[mode][f"vs_{name}"] = speedup
+            say(f"(b) {mode}: vs {BASELINES[name]}: {speedup:.1f}x "
+                + (verdict(speedup, TARGETS["b_vs_baseline"], True) if name == "isf"
+                   else "(a lower bound of ISF's init: no target)"))
+    return out
+
+
+def baseline_names(args) -> list[str]:
+    """The ``--baseline`` names, checked."""
+    names = [n for n in args.baseline.split(",") if n]
+    unknown = set(names) - set(BASELINES)
+    if unknown:
+        raise SystemExit(f"--baseline: unknown {sorted(unknown)}; known: {sorted(BASELINES)}")
+    return names
+
+
+def _baseline_figure(name: str, label: str, raw: str, data_mb: float, args) -> float:
+    """Seconds of one run of baseline ``name`` (or ``"ceiling"``) on a warm page cache,
+    printed with the load (and the stages of the ISF-faithful baseline)."""
+    scratch = os.path.join(args.workdir, "baseline-out")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    read_tree(raw)
+    before = load()
+    result = ({"total": run_pool(_ceiling_folder, raw, scratch, args.workers)}
+              if name == "ceiling"
+              else run_baseline(name, raw, scratch, args.workers, args.isf_loadtxt))
+    shutil.rmtree(scratch, ignore_errors=True)
+    seconds = result["total"]
+    say(f"    {label}: {seconds:.1f} s ({data_mb / seconds:.0f} MB/s of data files)  "
+        f"[{before} -> {load()}]")
+    if len(result) > 1:
+        say("      stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.items()
+                                         if k != "total"))
+    return seconds
+
+
+def bench_baseline(args) -> dict:
+    """The baselines of (b) alone on the (b) trees, no ingest: seconds, MB/s, trials/s, and the
+    ISF-faithful baseline's stages (to calibrate it against ISF's own init)."""
+    trials = args.folders * args.trials_per_folder
+    out = {}
+    names = baseline_names(args)
+    for mode in args.network_params.split(","):
+        raw, _ = real_tree(args.workdir, f"real_{args.folders}x{args.trials_per_folder}_{mode}",
+                           [args.trials_per_folder] * args.folders, mode, args.fresh)
+        data_mb = data_file_mb(raw)
+        say(f"baselines on the (b) tree {os.path.basename(raw)} ({trials} trials, "
+            f"{data_mb:.0f} MB of data files), {args.workers} processes")
+        for name in names:
+            seconds = _baseline_figure(name, BASELINES[name], raw, data_mb, args)
+            say(f"    {name}: {trials / seconds:.1f} trials/s")
+            out[f"{mode}_{name}_s"] = seconds
     return out
 
 
@@ -371,8 +427,9 @@ def bench_nightly(args) -> dict:
 
 COMMANDS = {"ingest600": bench_ingest600, "parse6000": bench_parse6000, "loc": bench_loc,
             "rerun": bench_rerun, "nightly": bench_nightly}
-#: Commands that ``all`` leaves out: ``copies`` needs a real folder (``--source``).
-EXTRA_COMMANDS = {"copies": bench_copies}
+#: Commands that ``all`` leaves out: ``copies`` needs a real folder (``--source``),
+#: ``baseline`` calibrates the baselines alone.
+EXTRA_COMMANDS = {"copies": bench_copies, "baseline": bench_baseline}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,11 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="/tmp/simlake-real-bench")
     parser.add_argument("--fresh", action="store_true", help="rebuild kept trees and databases")
     parser.add_argument("--folders", type=int, default=None,
-                        help="(a)/(b) sim-run folders (default 100 for (a), 1000 for (b))")
+                        help="(a)/(b) sim-run folders (default 1000 for (b), else 100)")
     parser.add_argument("--trials-per-folder", type=int, default=6, help="(a)/(b)")
     parser.add_argument("--network-params", default="shared,distinct",
                         help="(b) which trees: shared, distinct or both (comma-separated)")
     parser.add_argument("--no-baseline", action="store_true", help="(b) ceiling only")
+    add_baseline_options(parser, several=True)
     parser.add_argument("--trials", type=int, default=10_000,
                         help="(c)/(d) trials of the database (folders of 6 to 300 trials)")
     parser.add_argument("--repeat", type=int, default=3, help="repeats per figure ((a), (c))")
