@@ -60,11 +60,18 @@ TRACE_COLUMNS = ("t", "vm")
 TRACE_CODEC = "zstd"
 CODEC = "lz4"
 
-#: Values the Parquet writer encodes at a time (pyarrow's default: 1,024). Its per-batch work
-#: (page-size checks, level and statistics bookkeeping) dominated the narrow columns of the
-#: activation tables, a million short rows per file: 64 Ki values write them 15-20% faster,
-#: byte for byte the same files (pages still end at the 1 MiB page size).
+#: Values the Parquet writer encodes at a time in tables without trace columns (pyarrow's
+#: default: 1,024). Its per-batch work (page-size checks, level and statistics bookkeeping)
+#: dominated the narrow columns of the activation tables, a million short rows per file: 64 Ki
+#: values write them 15-20% faster, byte for byte the same files. Trace tables keep the
+#: default: their long lists wrote ~6% slower with 64 Ki.
 WRITE_BATCH_VALUES = 64 * 1024
+
+
+def write_batch_size(schema: pa.Schema) -> int:
+    """The Parquet writer's batch size for data files of ``schema`` (see
+    :data:`WRITE_BATCH_VALUES`)."""
+    return 1024 if any(name in schema.names for name in TRACE_COLUMNS) else WRITE_BATCH_VALUES
 
 
 def column_codecs(schema: pa.Schema) -> dict[str, str]:
@@ -275,7 +282,7 @@ class TableFileWriter:
                 os.path.join(self.table_root, self._name), self.parquet_schema,
                 compression=column_codecs(self.file_schema), use_dictionary=strings,
                 write_statistics=statistics_columns(self.file_schema), store_schema=False,
-                write_batch_size=WRITE_BATCH_VALUES)
+                write_batch_size=write_batch_size(self.file_schema))
             self._writer.add_key_value_metadata(
                 {"ARROW:schema": arrow_schema_metadata(self.file_schema)})
         # one dictionary per column chunk: the writer then takes the codes as they are
@@ -400,7 +407,7 @@ def write_plain_file(table_root: str, rel_dir: str, table: pa.Table, *, seq: int
     path = os.path.join(table_root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pq.write_table(table, path, compression=CODEC, write_statistics=True,
-                   write_batch_size=WRITE_BATCH_VALUES)
+                   write_batch_size=write_batch_size(table.schema))
     return DataFile(rel, os.path.getsize(path), table.num_rows,
                     tuple((partition_values or {}).items()), file_stats(table, stats_columns),
                     modification_time=int(time.time() * 1000))
