@@ -317,33 +317,21 @@ class TableFileWriter:
         self._list_max = {}
 
 
-def _max_per_run(runs: pa.ChunkedArray, lengths: pa.ChunkedArray) -> Iterable[tuple[str, int]]:
+def _max_per_run(runs: pa.ChunkedArray, lengths: pa.ChunkedArray) -> list[tuple[str, int]]:
     """``(sim_run, longest list)`` for each run of equal ``runs`` values (rows in key order,
-    so a folder's rows are one run; a folder seen twice is reported twice). Dictionary codes
-    are compared as integers: casting a part's ``sim_run`` to strings and grouping by them
-    cost about a sixth of writing a cell-activation part."""
-    runs = runs.unify_dictionaries() if pa.types.is_dictionary(runs.type) else runs
-    if pa.types.is_dictionary(runs.type):
-        names = (runs.chunk(0).dictionary if runs.num_chunks else pa.array([], pa.string()))
-        codes = np.concatenate([c.indices.fill_null(-1).to_numpy() for c in runs.chunks]
-                               ) if runs.num_chunks else np.zeros(0, np.int32)
-    else:
-        names, codes = _codes_of(runs)
-    k = np.concatenate([c.to_numpy(zero_copy_only=False) for c in lengths.chunks]
-                       ) if lengths.num_chunks else np.zeros(0, np.int32)
-    if len(codes) == 0:
+    so a folder's rows are one run; a folder seen twice is reported twice). Runs are found on
+    integer codes (:func:`_key_codes`): casting a part's ``sim_run`` to strings and grouping
+    by them cost about a sixth of writing a cell-activation part."""
+    if len(runs) == 0:
         return []
+    if pa.types.is_dictionary(runs.type):
+        runs = runs.unify_dictionaries()  # one dictionary: codes compare as integers
+    codes = _key_codes(runs)
     starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
-    longest = np.maximum.reduceat(k, starts)
-    labels = names.to_pylist()
-    return [(labels[c], int(m)) for c, m in zip(codes[starts].tolist(), longest.tolist(),
-                                                 strict=True) if c >= 0]
-
-
-def _codes_of(values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Plain strings as (dictionary, codes)."""
-    encoded = pc.dictionary_encode(values.combine_chunks())
-    return encoded.dictionary, encoded.indices.fill_null(-1).to_numpy()
+    longest = np.maximum.reduceat(
+        np.concatenate([c.to_numpy(zero_copy_only=False) for c in lengths.chunks]), starts)
+    labels = runs.take(pa.array(starts)).to_pylist()
+    return list(zip(labels, longest.tolist(), strict=True))
 
 
 def trial_row_groups(table: pa.Table, target_bytes: int) -> list[tuple[int, int]]:
