@@ -286,14 +286,7 @@ def bench_copies(args) -> dict:
     shutil.rmtree(db, ignore_errors=True)
     say(f"    ingest {r['job_seconds']:.1f} s in job ({r['wall']:.1f} s wall), "
         f"{data_mb / r['job_seconds']:.0f} MB/s  [{r['load']}]")
-    scratch = os.path.join(args.workdir, "ceiling-out")
-    os.makedirs(scratch, exist_ok=True)
-    read_tree(raw)
-    before = load()
-    ceiling = run_pool(_ceiling_folder, raw, scratch, args.workers)
-    shutil.rmtree(scratch, ignore_errors=True)
-    say(f"    pyarrow.csv parse ceiling: {ceiling:.1f} s ({data_mb / ceiling:.0f} MB/s)  "
-        f"[{before} -> {load()}]")
+    ceiling = _baseline_figure("ceiling", "pyarrow.csv parse ceiling", raw, data_mb, args)
     isf_s = ISF_INIT_S_PER_TRIAL * trials
     say(f"(r) of parse ceiling {100 * ceiling / r['job_seconds']:.0f}%; vs ISF's init as issue "
         f"18 measured it ({ISF_INIT_S_PER_TRIAL * 1e3:.0f} ms a trial of this folder, "
